@@ -1,0 +1,47 @@
+"""The components that ``nnloom emit`` knows, by name.
+
+Each entry names the module, its config class and its component class; the
+import happens only when the entry is used, so a broken optional component
+cannot stop the others from being listed.  Add one line per component.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+__all__ = ["Entry", "COMPONENTS", "lookup"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    module: str
+    config: str
+    component: str
+    summary: str
+
+    def config_class(self):
+        return getattr(importlib.import_module(self.module), self.config)
+
+    def component_class(self):
+        return getattr(importlib.import_module(self.module), self.component)
+
+    def build(self, config):
+        """Elaborate-ready component instance for ``config``."""
+        return self.component_class()(config)
+
+
+COMPONENTS: dict[str, Entry] = {e.name: e for e in [
+    Entry("systolic", "hw.systolic", "SystolicConfig", "SystolicArray",
+          "R x C systolic MAC array, weight- or output-stationary"),
+    Entry("systolic-pe", "hw.systolic", "SystolicConfig", "SystolicPE",
+          "one processing element of the systolic array"),
+]}
+
+
+def lookup(name: str) -> Entry:
+    try:
+        return COMPONENTS[name]
+    except KeyError:
+        raise KeyError(name) from None

