@@ -52,7 +52,8 @@ def yosys_check(text: str, top: str = "top") -> tuple[bool, str]:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / f"{top}.v"
         path.write_text(text)
-        script = f"read_verilog {path}; hierarchy -check -top {top}; proc; check -assert"
+        # yowasp (WebAssembly) tools see the working directory: use relative paths.
+        script = f"read_verilog {path.name}; hierarchy -check -top {top}; proc; check -assert"
         proc = subprocess.run([*yosys_command(), "-q", "-p", script],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, cwd=d)
     return proc.returncode == 0, proc.stdout + proc.stderr
