@@ -37,6 +37,8 @@ COMPONENTS: dict[str, Entry] = {e.name: e for e in [
           "R x C systolic MAC array, weight- or output-stationary"),
     Entry("systolic-pe", "hw.systolic", "SystolicConfig", "SystolicPE",
           "one processing element of the systolic array"),
+    Entry("razor-sram", "hw.razor_sram", "RazorSramConfig", "RazorSram",
+          "Razor-flagged SRAM with none/word/bit fault masking and an LFSR injector"),
 ]}
 
 
