@@ -187,12 +187,20 @@ class Network:
     layers: list
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = "<network>"
+    # Timing-only topologies (SCALE-Sim CSV) list independent layers, each
+    # with its own input shape; then layer i reads layer_inputs[i] instead of
+    # the previous layer's output, and the network cannot run.
+    layer_inputs: list | None = None
 
     def __post_init__(self):
         self.input_shape = tuple(int(v) for v in self.input_shape)
         if len(self.input_shape) not in (1, 3) or min(self.input_shape, default=0) < 1:
             raise NetworkError(self.source, "input.shape",
                                f"expected [C, H, W] or [F] of positive sizes, got {list(self.input_shape)}")
+        if self.layer_inputs is not None and len(self.layer_inputs) != len(self.layers):
+            raise NetworkError(self.source, "layer_inputs",
+                               f"expected one input shape per layer ({len(self.layers)}), "
+                               f"got {len(self.layer_inputs)}")
         names = set()
         for i, layer in enumerate(self.layers):
             if layer.name in names:
@@ -207,6 +215,8 @@ class Network:
         """Output shape of every layer (inputs of layer i are shapes()[i-1])."""
         out, shape = [], self.input_shape
         for i, layer in enumerate(self.layers):
+            if self.layer_inputs is not None:
+                shape = tuple(self.layer_inputs[i])
             try:
                 shape = layer.out_shape(shape)
             except ValueError as e:
@@ -218,6 +228,9 @@ class Network:
         return out
 
     def in_shapes(self) -> list[tuple[int, ...]]:
+        if self.layer_inputs is not None:
+            self.shapes()
+            return [tuple(int(v) for v in s) for s in self.layer_inputs]
         return [self.input_shape] + self.shapes()[:-1]
 
     @property
@@ -251,7 +264,7 @@ class Network:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Float reference inference of one input (float64)."""
-        if not self.has_weights:
+        if not self.has_weights or self.layer_inputs is not None:
             raise NetworkError(self.source, "weights", "the network has no weights to run")
         x = np.asarray(x, dtype=np.float64).reshape(self.input_shape)
         for layer in self.layers:
