@@ -1,0 +1,419 @@
+"""Performance model: cycles, accesses per storage level, DRAM bytes, energy.
+
+One sample (batch 1) runs layer by layer.  Per layer and engine the model
+gives cycles, MACs, utilization, reads and writes at each storage level
+(``rf``, ``array``, ``buffer``, ``dram``; see :mod:`gen.energy`), DRAM
+bytes, energy and arithmetic intensity (MACs per DRAM byte).  docs/perf.md
+states every formula.
+
+Systolic engine (``"systolic"``, WS or OS, :class:`hw.systolic.SystolicConfig`)
+    A convolution runs as its im2col GEMM (``Conv2d.gemm_shape``): M = output
+    pixels E x F, K = C x R x S, N = filters; a fully connected layer is the
+    GEMM M = 1, K = inputs, N = outputs; a SCALE-Sim GEMM row (M, N, K) is
+    that GEMM as is.  The array cycles are
+    :meth:`SystolicConfig.gemm_cycles`, which the RTL takes exactly.  A layer
+    whose DRAM traffic takes longer than its compute at ``dram_bytes_per_cycle``
+    stalls: ``cycles = max(array_cycles, ceil(dram_bytes / bandwidth))`` (the
+    DMA is double-buffered, so transfers overlap compute).  Without a
+    bandwidth (``None``) DRAM is ideal and ``cycles == array_cycles``.
+
+Non-MAC layers
+    A ReLU right after a conv or fc layer is fused into its output path: no
+    cycles, no accesses.  Flatten is an addressing change: nothing.  Pooling
+    and a standalone ReLU run on a post-processing vector unit ``cols`` lanes
+    wide: ``ceil(window_reads / cols)`` cycles, every window element read
+    once from the buffer and every output written once.
+
+Eyeriss RS (``"eyeriss"``) and EIE (``"eie"``)
+    Hooks: the engine's module (:data:`ENGINE_HOOKS`) is imported lazily and
+    its ``predict_layer`` called; if the module or the function is absent
+    the engine is unavailable and :class:`EngineUnavailable` says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass, field
+
+from hw.systolic import SystolicConfig
+
+from .energy import HOROWITZ_45NM, LEVELS, CostTable
+
+__all__ = ["Memory", "LayerPerf", "NetworkPerf", "EngineUnavailable", "ENGINE_HOOKS",
+           "min_buffers", "ideal_buffers", "weight_bytes", "buffer_needs", "layer_steps", "systolic_layer", "network_perf",
+           "gemm_perf", "ENGINES"]
+
+ENGINES = ("systolic", "eyeriss", "eie")
+#: engine -> (module, function); the function takes (layer, in_shape, **options)
+#: and returns a dict with at least macs, cycles, pes, reads, writes, dram_bytes.
+ENGINE_HOOKS = {"eyeriss": ("gen.eyeriss_map", "predict_layer"),
+                "eie": ("gen.eie_perf", "predict_layer")}
+
+
+class EngineUnavailable(ValueError):
+    """An engine whose model module has not landed (or lacks its hook)."""
+
+
+def _bytes(bits: int) -> int:
+    return (bits + 7) // 8
+
+
+@dataclass(frozen=True)
+class Memory:
+    """On-chip buffers (bytes; ``None`` = large enough for anything) and the
+    DRAM bandwidth (bytes per accelerator cycle; ``None`` = ideal).
+
+    ``act``: activations (ping-pong between layers); ``weight``: weights;
+    ``out``: partial sums at the accumulator width.  ``None`` holds any one
+    layer's working set but keeps nothing across samples; a weight buffer of
+    at least :func:`weight_bytes` keeps every weight on chip (loaded once,
+    not counted per sample).
+    """
+
+    act: int | None = None
+    weight: int | None = None
+    out: int | None = None
+    dram_bytes_per_cycle: float | None = None
+
+    def fits(self, name: str, need: int) -> bool:
+        size = getattr(self, name)
+        return size is None or size >= need
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {"act": self.act, "weight": self.weight, "out": self.out}
+
+
+@dataclass
+class LayerPerf:
+    """One layer on one engine.  ``reads``/``writes`` count accesses per level:
+    ``rf`` and ``array`` in operand accesses, ``buffer`` and ``dram`` in bytes
+    (8-bit words, the cost tables' unit).  ``energy`` is in ``energy_unit``
+    (the chosen table); ``energy_pj`` always uses :data:`HOROWITZ_45NM`."""
+
+    name: str
+    type: str
+    engine: str
+    macs: int
+    cycles: int
+    compute_cycles: int
+    pes: int
+    reads: dict[str, int]
+    writes: dict[str, int]
+    dram_bytes: int
+    energy: float
+    energy_unit: str
+    energy_pj: float
+    gemm: tuple[int, int, int] | None = None
+    note: str = ""
+
+    @property
+    def stall_cycles(self) -> int:
+        return self.cycles - self.compute_cycles
+
+    @property
+    def utilization(self) -> float:
+        """Useful MACs / (PEs x cycles)."""
+        return self.macs / (self.pes * self.cycles) if self.cycles and self.pes else 0.0
+
+    @property
+    def intensity(self) -> float | None:
+        """MACs per DRAM byte (``None`` when the layer moves no DRAM bytes)."""
+        return self.macs / self.dram_bytes if self.dram_bytes else None
+
+    def accesses(self) -> dict[str, int]:
+        return {lvl: self.reads.get(lvl, 0) + self.writes.get(lvl, 0) for lvl in LEVELS}
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "type": self.type, "engine": self.engine,
+                "macs": self.macs, "cycles": self.cycles, "compute_cycles": self.compute_cycles,
+                "stall_cycles": self.stall_cycles, "utilization": self.utilization,
+                "dram_bytes": self.dram_bytes, "energy_pj": self.energy_pj,
+                "energy": self.energy, "energy_unit": self.energy_unit,
+                "intensity_macs_per_byte": self.intensity, "gemm_mkn": self.gemm,
+                "reads": self.reads, "writes": self.writes, "note": self.note}
+
+
+@dataclass
+class NetworkPerf:
+    layers: list[LayerPerf]
+    pes: int
+    dram_bytes_per_cycle: float | None
+    costs: CostTable
+    totals: dict = field(init=False)
+
+    def __post_init__(self):
+        self.totals = {
+            "macs": sum(lp.macs for lp in self.layers),
+            "cycles": sum(lp.cycles for lp in self.layers),
+            "compute_cycles": sum(lp.compute_cycles for lp in self.layers),
+            "dram_bytes": sum(lp.dram_bytes for lp in self.layers),
+            "energy_pj": sum(lp.energy_pj for lp in self.layers),
+            "energy": sum(lp.energy for lp in self.layers),
+            "energy_unit": self.costs.unit,
+        }
+        cyc = self.totals["cycles"]
+        self.totals["utilization"] = self.totals["macs"] / (self.pes * cyc) if cyc else 0.0
+
+
+# -- the network as steps --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    """A layer with its shapes and role: ``gemm`` (M, K, N) for conv/fc,
+    ``free`` for fused ReLU and flatten (no cost of their own)."""
+
+    layer: object
+    in_shape: tuple
+    out_shape: tuple
+    gemm: tuple[int, int, int] | None
+    free: bool
+    chained: bool = True   # reads the previous step's output (False: SCALE-Sim rows)
+
+
+def layer_steps(network) -> list[Step]:
+    steps, prev_mac = [], False
+    chained = getattr(network, "layer_inputs", None) is None
+    for layer, ins, outs in zip(network.layers, network.in_shapes(), network.shapes()):
+        gemm = layer.gemm_shape(ins) if layer.kind in ("conv", "fc") else None
+        free = chained and (layer.kind == "flatten" or (layer.kind == "relu" and prev_mac))
+        steps.append(Step(layer, ins, outs, gemm, free, chained))
+        prev_mac = gemm is not None or (free and prev_mac)
+    return steps
+
+
+def _elems(shape) -> int:
+    return math.prod(shape)
+
+
+# -- buffers -----------------------------------------------------------------------
+
+def min_buffers(cfg: SystolicConfig) -> dict[str, int]:
+    """The smallest buffers that run anything (double-buffered operand beats
+    and, for WS, one weight tile; the rest streams from DRAM)."""
+    ab, wb, cb = _bytes(cfg.a_width), _bytes(cfg.w_width), _bytes(cfg.acc_width)
+    R, C = cfg.rows, cfg.cols
+    if cfg.dataflow == "ws":
+        return {"act": 2 * R * ab, "weight": 2 * R * C * wb, "out": 2 * C * cb}
+    return {"act": 2 * R * ab, "weight": 2 * C * wb, "out": 2 * R * C * cb}
+
+
+def buffer_needs(cfg: SystolicConfig, steps: list[Step]) -> dict[str, list[int]]:
+    """Per buffer, the sizes at which some layer's DRAM traffic drops
+    (the planner's candidates); every list starts with the minimum."""
+    ab, wb, cb = _bytes(cfg.a_width), _bytes(cfg.w_width), _bytes(cfg.acc_width)
+    lo = min_buffers(cfg)
+    out = {k: {v} for k, v in lo.items()}
+    for st in steps:
+        if st.free:
+            continue
+        i, o = _elems(st.in_shape) * ab, _elems(st.out_shape) * ab
+        out["act"] |= {i, i + o}
+        if st.gemm and cfg.dataflow == "os":       # OS refetches A row tiles and weights
+            m, k, n = st.gemm
+            out["act"].add(cfg.rows * k * ab)
+            out["weight"].add(k * n * wb)
+        elif st.gemm and st.gemm[1] > cfg.rows:     # WS spills partial sums
+            out["out"].add(st.gemm[0] * cfg.cols * cb)
+    out["weight"].add(weight_bytes(cfg, steps))      # every weight resident
+    return {name: sorted(v for v in vals if v >= lo[name]) for name, vals in out.items()}
+
+
+def weight_bytes(cfg: SystolicConfig, steps: list[Step]) -> int:
+    """Weights of every conv/fc step (bytes; biases at the accumulator width):
+    a weight buffer this large keeps them on chip across samples."""
+    wb, cb = _bytes(cfg.w_width), _bytes(cfg.acc_width)
+    return sum(st.gemm[1] * st.gemm[2] * wb + (st.gemm[2] * cb if getattr(st.layer, "bias", False)
+                                               else 0) for st in steps if st.gemm)
+
+
+def ideal_buffers(cfg: SystolicConfig, steps: list[Step]) -> dict[str, int]:
+    """Buffers at which no layer refetches or spills anything."""
+    return {name: vals[-1] for name, vals in buffer_needs(cfg, steps).items()}
+
+
+# -- DRAM traffic -----------------------------------------------------------------
+
+def _resident(steps: list[Step], mem: Memory, ab: int) -> tuple[list[bool], list[bool]]:
+    """Per step: does its input / output stay on chip?  A boundary between two
+    costed steps stays on chip when the act buffer holds input + output of
+    both; the network's input and output always cross DRAM."""
+    idx = [i for i, st in enumerate(steps) if not st.free]
+    need = {i: (_elems(steps[i].in_shape) + _elems(steps[i].out_shape)) * ab for i in idx}
+    in_res, out_res = [False] * len(steps), [False] * len(steps)
+    for a, b in zip(idx, idx[1:]):
+        if steps[b].chained:
+            in_res[b] = out_res[a] = mem.fits("act", max(need[a], need[b]))
+    return in_res, out_res
+
+
+def _dram(cfg, st: Step, mem: Memory, in_res: bool, out_res: bool,
+          w_res: bool = False) -> dict[str, int]:
+    """DRAM bytes of one costed step, read and written (see docs/perf.md)."""
+    ab, wb, cb = _bytes(cfg.a_width), _bytes(cfg.w_width), _bytes(cfg.acc_width)
+    in_b, out_b = _elems(st.in_shape) * ab, _elems(st.out_shape) * ab
+    rd = wr = 0
+    if st.gemm is None:
+        rd += 0 if in_res else in_b
+    else:
+        m, k, n = st.gemm
+        R, C = cfg.rows, cfg.cols
+        nt, mt, kt = math.ceil(n / C), math.ceil(m / R), math.ceil(k / R)
+        if not in_res:
+            if mem.fits("act", in_b):
+                rd += in_b
+            elif cfg.dataflow == "os" and mem.fits("act", R * k * ab):
+                rd += m * k * ab                      # im2col rows, once per row tile
+            else:
+                rd += m * k * ab * nt                 # re-streamed for every column tile
+        w_bytes = k * n * wb + (n * cb if getattr(st.layer, "bias", False) else 0)
+        if w_res:
+            pass                                      # loaded once, before the first sample
+        elif cfg.dataflow == "ws" or mem.fits("weight", k * n * wb):
+            rd += w_bytes
+        else:
+            rd += k * n * wb * mt + (n * cb if getattr(st.layer, "bias", False) else 0)
+        if cfg.dataflow == "ws" and kt > 1 and not mem.fits("out", m * C * cb):
+            spill = (kt - 1) * m * n * cb             # partial sums out and back in
+            rd += spill
+            wr += spill
+    wr += 0 if out_res else out_b
+    return {"read": rd, "write": wr}
+
+
+# -- the systolic engine ---------------------------------------------------------
+
+def _energy(costs: CostTable, macs: int, reads: dict, writes: dict) -> float:
+    return costs.energy(macs, {lvl: reads.get(lvl, 0) + writes.get(lvl, 0) for lvl in LEVELS})
+
+
+def _onchip(cfg: SystolicConfig, st: Step):
+    """(macs, compute cycles, reads, writes) of one step, DRAM excluded."""
+    ab, wb, cb = _bytes(cfg.a_width), _bytes(cfg.w_width), _bytes(cfg.acc_width)
+    R, C = cfg.rows, cfg.cols
+    zero = {lvl: 0 for lvl in LEVELS}
+    reads, writes = dict(zero), dict(zero)
+    if st.free:
+        return 0, 0, reads, writes
+    if st.gemm is None:  # pooling or standalone ReLU on the C-lane vector unit
+        outs = _elems(st.out_shape)
+        window = st.layer.kernel ** 2 if st.layer.kind in ("maxpool", "avgpool") else 1
+        reads["buffer"] = outs * window * ab
+        writes["buffer"] = outs * ab
+        return 0, math.ceil(outs * window / C), reads, writes
+    m, k, n = st.gemm
+    macs = m * k * n
+    nt, mt, kt = math.ceil(n / C), math.ceil(m / R), math.ceil(k / R)
+    if cfg.dataflow == "ws":
+        reads["buffer"] = m * k * nt * ab + k * n * wb + (kt - 1) * m * n * cb
+        writes["buffer"] = kt * m * n * cb
+        reads["rf"], writes["rf"] = macs, k * n          # stationary weight; shadow loads
+        reads["array"] = 2 * macs                        # activation and psum hops
+    else:
+        reads["buffer"] = m * k * nt * ab + k * n * mt * wb
+        writes["buffer"] = m * n * cb
+        reads["rf"], writes["rf"] = macs, macs           # accumulator read and write
+        reads["array"] = 2 * macs + m * n                # operand hops; drain chain
+    return macs, cfg.gemm_cycles(m, k, n), reads, writes
+
+
+def systolic_steps(cfg: SystolicConfig, steps: list[Step], mem: Memory = Memory(),
+                   costs: CostTable = HOROWITZ_45NM) -> list[LayerPerf]:
+    """Per-layer performance of ``steps`` on a systolic array ``cfg``."""
+    ab = _bytes(cfg.a_width)
+    in_res, out_res = _resident(steps, mem, ab)
+    w_res = mem.weight is not None and mem.weight >= weight_bytes(cfg, steps)
+    out = []
+    for i, st in enumerate(steps):
+        macs, compute, reads, writes = _onchip(cfg, st)
+        note = ""
+        if st.free:
+            note = "fused" if st.layer.kind == "relu" else "addressing only"
+            dram = {"read": 0, "write": 0}
+        else:
+            dram = _dram(cfg, st, mem, in_res[i], out_res[i], w_res)
+            if st.gemm is None:
+                note = f"vector unit, {cfg.cols} lanes"
+        reads["dram"], writes["dram"] = dram["read"], dram["write"]
+        dbytes = dram["read"] + dram["write"]
+        cycles = compute
+        if mem.dram_bytes_per_cycle is not None and dbytes:
+            cycles = max(compute, math.ceil(dbytes / mem.dram_bytes_per_cycle))
+        out.append(LayerPerf(
+            name=st.layer.name, type=st.layer.kind, engine=f"systolic-{cfg.dataflow}",
+            macs=macs, cycles=cycles, compute_cycles=compute, pes=cfg.rows * cfg.cols,
+            reads=reads, writes=writes, dram_bytes=dbytes,
+            energy=_energy(costs, macs, reads, writes), energy_unit=costs.unit,
+            energy_pj=_energy(HOROWITZ_45NM, macs, reads, writes), gemm=st.gemm, note=note))
+    return out
+
+
+def systolic_layer(cfg: SystolicConfig, layer, in_shape, mem: Memory = Memory(),
+                   costs: CostTable = HOROWITZ_45NM) -> LayerPerf:
+    """One layer alone (its input read from and output written to DRAM)."""
+    from .network import Network
+
+    net = Network(layer.name, in_shape, [layer])
+    return systolic_steps(cfg, layer_steps(net), mem, costs)[0]
+
+
+def gemm_perf(cfg: SystolicConfig, m: int, k: int, n: int, mem: Memory = Memory(),
+              costs: CostTable = HOROWITZ_45NM, name: str = "gemm") -> LayerPerf:
+    """A bare M x K x N GEMM (a SCALE-Sim GEMM row): A (M x K) in, C (M x N) out."""
+    from .network import Dense
+
+    st = Step(Dense(name, n, bias=False), (m * k,), (m * n,), (m, k, n), False)
+    return systolic_steps(cfg, [st], mem, costs)[0]
+
+
+# -- every engine ------------------------------------------------------------------
+
+def _hook(engine: str):
+    mod_name, fn_name = ENGINE_HOOKS[engine]
+    try:
+        mod = importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        if e.name != mod_name:
+            raise
+        raise EngineUnavailable(f"engine {engine!r} is unavailable: its model "
+                                f"{mod_name} is not installed yet") from None
+    fn = getattr(mod, fn_name, None)
+    if fn is None:
+        raise EngineUnavailable(f"engine {engine!r} is unavailable: {mod_name} has no "
+                                f"{fn_name}(layer, in_shape, **options)")
+    return fn
+
+
+def _hook_layer(engine, fn, st: Step, costs: CostTable, options: dict) -> LayerPerf:
+    d = fn(st.layer, st.in_shape, **options)
+    reads = {lvl: int(d.get("reads", {}).get(lvl, 0)) for lvl in LEVELS}
+    writes = {lvl: int(d.get("writes", {}).get(lvl, 0)) for lvl in LEVELS}
+    macs = int(d["macs"])
+    return LayerPerf(name=st.layer.name, type=st.layer.kind, engine=engine, macs=macs,
+                     cycles=int(d["cycles"]), compute_cycles=int(d.get("compute_cycles", d["cycles"])),
+                     pes=int(d["pes"]), reads=reads, writes=writes,
+                     dram_bytes=int(d["dram_bytes"]), energy=_energy(costs, macs, reads, writes),
+                     energy_unit=costs.unit,
+                     energy_pj=_energy(HOROWITZ_45NM, macs, reads, writes), gemm=st.gemm,
+                     note=str(d.get("note", "")))
+
+
+def network_perf(network, engine: str = "systolic", config: SystolicConfig | None = None,
+                 memory: Memory = Memory(), costs: CostTable = HOROWITZ_45NM,
+                 **options) -> NetworkPerf:
+    """Per-layer performance of ``network`` (a :class:`gen.network.Network`).
+
+    ``engine="systolic"`` needs ``config``; other engines pass ``options`` to
+    their hook and raise :class:`EngineUnavailable` until their model lands.
+    """
+    steps = layer_steps(network)
+    if engine == "systolic":
+        cfg = config or SystolicConfig()
+        layers = systolic_steps(cfg, steps, memory, costs)
+        return NetworkPerf(layers, cfg.rows * cfg.cols, memory.dram_bytes_per_cycle, costs)
+    if engine not in ENGINE_HOOKS:
+        raise EngineUnavailable(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    fn = _hook(engine)
+    layers = [_hook_layer(engine, fn, st, costs, options) for st in steps]
+    pes = max((lp.pes for lp in layers), default=1)
+    return NetworkPerf(layers, pes, memory.dram_bytes_per_cycle, costs)

@@ -1,0 +1,77 @@
+"""Resource estimate of a systolic accelerator before synthesis.
+
+``estimate(cfg, buffers, family)`` returns DSPs, LUT4s, flip-flops and
+block-RAM bits for an R x C :class:`hw.systolic.SystolicConfig` array, its
+result FIFO, its on-chip buffers and a fixed controller/DMA overhead.
+
+Coefficients (:data:`COEFFS`) and where they come from:
+
+* Multipliers: one per PE.  An operand pair of at most 18 x 18 bits takes one
+  MULT18X18D (ECP5) or one SB_MAC16 (iCE40); the RTL's ``a * w`` infers one
+  per PE (bench/systolic_ecp5.py checks ``MULT18X18D == R * C``).  When the
+  array has more PEs than the budget has DSPs, the rest are built from LUTs:
+  ``lut_per_mult_bit`` x a_width x w_width LUT4s each (an array multiplier:
+  one partial-product AND per bit pair plus the adder tree on carry chains,
+  ~1.25 LUT4 per bit pair, i.e. 80 LUT4 for 8 x 8).
+* PE registers, counted from hw/systolic.py: WS holds ``a``, shadow and
+  active weights, ``first`` and the partial sum (a + 2w + 1 + acc bits); OS
+  holds ``a``, ``w``, ``last``, the accumulator, the drain register and
+  ``d_out`` (a + w + 1 + 3 acc).  Skew registers: a_width x R(R-1)/2 (WS;
+  OS also w_width x C(C-1)/2); deskew acc_width x C(C-1)/2.
+* PE logic: the accumulator adder is one LUT4 per bit on the carry chain
+  (two with saturation); WS adds a w_width-bit weight mux, OS two acc-width
+  muxes (drain and clear).
+* Result FIFO: ``fifo_depth`` x C x acc_width bits of block RAM.
+* Controller, DMA and bus glue: ``ctrl_luts`` / ``ctrl_ffs``, a round figure
+  for a DNN-Weaver-style instruction controller with one AXI master; to be
+  replaced by synthesis figures when the accelerator top exists.
+
+Buffers occupy whole blocks of ``budget.bram_block_bits`` each.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hw.systolic import SystolicConfig
+
+__all__ = ["COEFFS", "estimate", "bram_bits"]
+
+COEFFS = {
+    "lut_per_mult_bit": 1.25,   # LUT4 per a-bit x w-bit of a LUT multiplier
+    "ctrl_luts": 600,           # controller + DMA + bus glue
+    "ctrl_ffs": 500,
+    "lane_luts_per_bit": 2,     # post-processing vector unit (pool / ReLU), per lane bit
+}
+
+
+def bram_bits(buffers: dict[str, int], block_bits: int = 1) -> int:
+    """Bits of block RAM for ``buffers`` (bytes each), whole blocks per buffer."""
+    return sum(math.ceil(b * 8 / block_bits) * block_bits for b in buffers.values())
+
+
+def estimate(cfg: SystolicConfig, buffers: dict[str, int], dsps_available: int,
+             block_bits: int = 1) -> dict[str, int]:
+    """``{"dsps", "luts", "ffs", "bram_bits", "lut_mults"}`` for ``cfg`` with
+    ``buffers`` (bytes) when ``dsps_available`` hard multipliers exist."""
+    R, C = cfg.rows, cfg.cols
+    a, w, acc = cfg.a_width, cfg.w_width, cfg.acc_width
+    pes = R * C
+    dsps = min(pes, dsps_available) if max(a, w) <= 18 else 0
+    lut_mults = pes - dsps
+    adder = acc * (2 if cfg.overflow == "saturate" else 1)
+    if cfg.dataflow == "ws":
+        pe_ffs, pe_luts = a + 2 * w + 1 + acc, adder + w
+        skew = a * R * (R - 1) // 2 + R * (R - 1) // 2   # activations and the first flag
+    else:
+        pe_ffs, pe_luts = a + w + 1 + 3 * acc, adder + 2 * acc
+        skew = a * R * (R - 1) // 2 + w * C * (C - 1) // 2 + R * (R - 1) // 2
+    skew += acc * C * (C - 1) // 2                       # deskew of the results
+    lane = COEFFS["lane_luts_per_bit"] * C * a
+    luts = (pes * pe_luts + math.ceil(lut_mults * COEFFS["lut_per_mult_bit"] * a * w)
+            + lane + COEFFS["ctrl_luts"])
+    ffs = pes * pe_ffs + skew + C * a + COEFFS["ctrl_ffs"]
+    fifo = cfg.fifo_depth * C * acc
+    bits = bram_bits(buffers, block_bits) + math.ceil(fifo / block_bits) * block_bits
+    return {"dsps": dsps, "luts": int(luts), "ffs": int(ffs), "bram_bits": int(bits),
+            "lut_mults": lut_mults}
