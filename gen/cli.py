@@ -186,18 +186,21 @@ def _print_layers(layers, totals, costs, console):
     from rich.table import Table
 
     table = Table(show_edge=False)
-    for col in ("layer", "type", "GEMM MxKxN", "MACs", "cycles", "stall", "util",
-                "DRAM B", f"energy {costs.unit}", "energy pJ"):
+    other = costs.name != "horowitz45"  # a second energy column in the chosen table's unit
+    cols = ["layer", "type", "GEMM MxKxN", "MACs", "cycles", "stall", "util", "DRAM B",
+            "energy pJ"] + ([f"energy ({costs.name}, {costs.unit})"] if other else [])
+    for col in cols:
         table.add_column(col, justify="left" if col in ("layer", "type") else "right")
     for lp in layers:
         table.add_row(lp.name, lp.type, "x".join(map(str, lp.gemm)) if lp.gemm else lp.note,
                       str(lp.macs), str(lp.cycles), str(lp.stall_cycles),
-                      f"{lp.utilization:.1%}", str(lp.dram_bytes), f"{lp.energy:.4g}",
-                      f"{lp.energy_pj:.4g}")
+                      f"{lp.utilization:.1%}", str(lp.dram_bytes), f"{lp.energy_pj:.4g}",
+                      *([f"{lp.energy:.4g}"] if other else []))
     t = totals
     table.add_row("total", "", "", str(t["macs"]), str(t["cycles"]),
                   str(t["cycles"] - t["compute_cycles"]), f"{t['utilization']:.1%}",
-                  str(t["dram_bytes"]), f"{t['energy']:.4g}", f"{t['energy_pj']:.4g}")
+                  str(t["dram_bytes"]), f"{t['energy_pj']:.4g}",
+                  *([f"{t['energy']:.4g}"] if other else []))
     console.print(table)
 
 
@@ -264,7 +267,8 @@ def _cmd_plan(argv: list[str]) -> int:
         result = fixed_plan(network, config, costs)
     else:
         dataflows = (args.dataflow,) if args.dataflow else ("ws", "os")
-        with Progress(console=Console(stderr=True), transient=True) as bar:
+        err = Console(stderr=True)
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("planning", total=None)
             try:
                 result = plan(network, budget, config=config, costs=costs, board=args.board,
