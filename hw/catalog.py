@@ -37,6 +37,12 @@ COMPONENTS: dict[str, Entry] = {e.name: e for e in [
           "R x C systolic MAC array, weight- or output-stationary"),
     Entry("systolic-pe", "hw.systolic", "SystolicConfig", "SystolicPE",
           "one processing element of the systolic array"),
+    Entry("eie", "hw.eie", "EIEConfig", "EIECluster",
+          "EIE sparse cluster: N PEs, LNZD tree, central control unit"),
+    Entry("eie-pe", "hw.eie_pe", "EIEConfig", "EIEPE",
+          "one EIE processing element (queue, pointers, sparse memory, MAC)"),
+    Entry("lnzd-tree", "hw.lnzd", "EIEConfig", "LNZDTree",
+          "EIE leading-non-zero-detect quadtree over N PEs"),
     Entry("razor-sram", "hw.razor_sram", "RazorSramConfig", "RazorSram",
           "Razor-flagged SRAM with none/word/bit fault masking and an LFSR injector"),
 ]}
