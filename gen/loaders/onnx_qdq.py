@@ -104,8 +104,9 @@ def _emit(imp, layer, in_act, shape_out, out_scale, out_zp, relu=False, w=None, 
         ql.mult = np.array([m_ for m_, _ in mults], np.int64)
         ql.shift = np.array([s_ for _, s_ in mults], np.int64)
         wf = (ql.weight * ql.w_scale.reshape(-1, *[1] * (ql.weight.ndim - 1))).astype(np.float32)
-        float_weights = {f"{layer.name}.weight": wf,
-                         f"{layer.name}.bias": (ql.bias * in_act.scale * ql.w_scale).astype(np.float32)}
+        float_weights = {f"{layer.name}.weight": wf}
+        if getattr(layer, "bias", True):
+            float_weights[f"{layer.name}.bias"] = (ql.bias * in_act.scale * ql.w_scale).astype(np.float32)
     elif kind == "avgpool":
         ql.kernel, ql.stride = (layer.kernel, layer.kernel), layer.step
         m_, s_ = multiplier_from_real(in_act.scale / (out_scale * layer.kernel ** 2))
