@@ -45,6 +45,8 @@ COMPONENTS: dict[str, Entry] = {e.name: e for e in [
           "EIE leading-non-zero-detect quadtree over N PEs"),
     Entry("razor-sram", "hw.razor_sram", "RazorSramConfig", "RazorSram",
           "Razor-flagged SRAM with none/word/bit fault masking and an LFSR injector"),
+    Entry("minerva-lane", "hw.minerva", "MinervaConfig", "MinervaLanes",
+          "Minerva FC lanes: threshold pruning, Razor-masked weight SRAMs, ReLU"),
 ]}
 
 

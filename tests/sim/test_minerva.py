@@ -1,0 +1,82 @@
+"""Minerva FC lanes: config errors, lint, determinism, the golden model
+against float arithmetic, and the cocotb regression (two builds)."""
+
+import numpy as np
+import pytest
+
+from gen.fixedpoint import MINERVA_ACT, MINERVA_WEIGHT
+from gen.verilog import to_verilog
+from hw.minerva import MinervaConfig, MinervaLanes
+from hw.params import ParamError
+from sim.golden.minerva import fc_layer
+from sim.lint import verilator_lint, yosys_check
+from sim.runner import run
+
+
+@pytest.mark.parametrize("field,value", [("lanes", 0), ("max_inputs", 0), ("acc_width", 10),
+                                         ("mode", "ecc"), ("rate_bits", 7)])
+def test_bad_params(field, value):
+    with pytest.raises(ParamError, match=field):
+        MinervaConfig(**{field: value})
+
+
+def test_lint_and_determinism():
+    cfg = MinervaConfig(lanes=2, max_inputs=8, max_outputs=5, mode="runtime")
+    text = to_verilog(MinervaLanes(cfg))
+    assert text == to_verilog(MinervaLanes(cfg))
+    for check in (verilator_lint, yosys_check):
+        ok, out = check(text)
+        assert ok, out
+
+
+def test_golden_fc_matches_real_arithmetic():
+    """Codes in Q2.4 x Q2.6: acc * 2**-10 is the exact real dot product of the
+    kept inputs; act is its ReLU rounded half up to Q2.4 and saturated."""
+    cfg = MinervaConfig(lanes=3, max_inputs=16, max_outputs=8)
+    rng = np.random.default_rng(1)
+    x = rng.integers(-32, 32, (50, 16))
+    w = rng.integers(-128, 128, (7, 16))
+    thr = 9
+    acc, act, skipped = fc_layer(x, w, thr, cfg)
+    xr, wr = MINERVA_ACT.to_float(x), MINERVA_WEIGHT.to_float(w)
+    real = (xr * (np.abs(x) >= thr)) @ wr.T
+    assert np.array_equal(acc * 2.0 ** -10, real)
+    want = np.clip(np.floor(np.maximum(real, 0) * 16 + 0.5), 0, 31)
+    assert np.array_equal(act, want)
+    assert np.array_equal(skipped, (np.abs(x) < thr).sum(axis=1) * 3 * 3)
+
+
+def _cases(cfg, modes):
+    n = cfg.max_inputs
+    c = [
+        dict(n_in=n, n_out=cfg.max_outputs, threshold=0, mode=modes[0], check_cycles=True),
+        dict(n_in=3, n_out=1, threshold=20, mode=modes[-1], check_cycles=True),
+        dict(n_in=1, n_out=cfg.max_outputs, threshold=0, mode=modes[0], vectors=4),
+        dict(n_in=n, n_out=cfg.max_outputs, threshold=17, mode=modes[-1], vectors=3,
+             valid_prob=0.5, ready_prob=0.3),
+        dict(n_in=n - 1, n_out=cfg.lanes + 1, threshold=8, mode=modes[0], vectors=2,
+             valid_prob=0.8, ready_prob=0.6),
+    ]
+    for k, mode in enumerate(modes):  # faults in every mode, with back-pressure
+        for rate in (40, 120):
+            c.append(dict(n_in=n, n_out=cfg.max_outputs, threshold=6, mode=mode, vectors=3,
+                          inj_en=True, rate=rate, valid_prob=0.7, ready_prob=0.5))
+    return [dict(case, seed=s) for s, case in enumerate(c)]
+
+
+CONFIGS = {
+    "l2-runtime-persistent": (MinervaConfig(lanes=2, max_inputs=8, max_outputs=5,
+                                            mode="runtime", injector="persistent",
+                                            rate_bits=8, seed=11), ["none", "word", "bit"]),
+    "l3-bit-transient": (MinervaConfig(lanes=3, max_inputs=6, max_outputs=7, mode="bit",
+                                       injector="transient", rate_bits=8, seed=4), ["bit"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_minerva_lanes(name, simulator):
+    cfg, modes = CONFIGS[name]
+    run(MinervaLanes(cfg), "sim.tb.minerva_tb", sim=simulator,
+        params={"config": cfg.to_dict(), "cases": _cases(cfg, modes),
+                "seed": sum(map(ord, name))})
