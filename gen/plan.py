@@ -134,7 +134,7 @@ def _best_buffers(cfg, steps, budget: Budget, bram_left: int):
 
 
 def _usage(cfg, budget: Budget, bufs: dict[str, int]) -> dict[str, int]:
-    return estimate(cfg, bufs, budget.dsps, budget.bram_block_bits)
+    return estimate(cfg, bufs, budget.dsps, budget.bram_block_bits, budget.family)
 
 
 def _minimum(network, budget: Budget, base: SystolicConfig) -> tuple[Budget, dict]:
@@ -236,8 +236,8 @@ def _reasons(steps, cfg, bufs, use, budget, perf, tried, fitted, over, fixed, da
                    f"{fitted} fit the budget")
         binding = max(over, key=over.get)
         if over[binding]:
-            out.append(f"larger arrays are limited by {binding} "
-                       f"({over[binding]} candidates exceeded it)")
+            out.append(f"{binding} is the scarcest resource: {over[binding]} of the arrays "
+                       f"need more {binding} than the budget has")
     out.append(f"{R}x{C} {cfg.dataflow.upper()} takes {cyc} cycles per sample "
                f"({budget.clock_mhz * 1e6 / cyc:.1f} samples/s at {budget.clock_mhz:g} MHz), "
                f"utilization {perf.totals['utilization']:.1%}")

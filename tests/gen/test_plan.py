@@ -19,7 +19,7 @@ NETS = {"mlp": MLP, "cnn": CNN}
 
 def _check_within(p, budget):
     # recompute the usage from the plan's own config and buffers, independently of the search
-    use = estimate(p.config, p.buffers, budget.dsps, budget.bram_block_bits)
+    use = estimate(p.config, p.buffers, budget.dsps, budget.bram_block_bits, budget.family)
     assert use == p.usage
     for k in Budget.HARD:
         assert use[k] <= getattr(budget, k), (k, use, budget)
@@ -111,3 +111,21 @@ def test_boards():
         board("de0")
     with pytest.raises(BoardError, match="budget: luts"):
         Budget(dsps=1, luts=-1, ffs=1, bram_bits=1, clock_mhz=1, dram_bytes_per_cycle=1)
+
+
+def test_resource_estimate():
+    from gen.resources import COEFFS, array_estimate
+
+    cfg = SystolicConfig(rows=4, cols=6)
+    full = array_estimate(cfg, 100)
+    short = array_estimate(cfg, 10)
+    assert (full["dsps"], full["lut_mults"]) == (24, 0) and (short["dsps"], short["lut_mults"]) == (10, 14)
+    assert short["luts"] - full["luts"] == round(14 * COEFFS["lut_per_mult_bit"] * 64)
+    # ECP5: the result FIFO in distributed RAM (LUTs); iCE40: in block RAM
+    assert array_estimate(cfg, 100, "ice40")["bram_bits"] == cfg.fifo_depth * 6 * 32
+    assert array_estimate(cfg, 100, "ecp5")["bram_bits"] == 0
+    # never below yosys synth_ecp5 of the array (LUT4 + 2 CCU2C + 4 DPR16X4, FFs): docs in gen.resources
+    for (n, df), (luts, ffs) in {(4, "ws"): (570, 1013), (4, "os"): (1094, 1916),
+                                  (8, "ws"): (2908, 4585)}.items():
+        est = array_estimate(SystolicConfig(rows=n, cols=n, dataflow=df), 156)
+        assert est["dsps"] == n * n and est["luts"] >= luts and est["ffs"] >= ffs
