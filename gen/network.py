@@ -56,12 +56,12 @@ class Conv2d:
 
     def out_shape(self, shape):
         if len(shape) != 3:
-            raise ValueError(f"expects a (C, H, W) input, got {shape}")
+            raise ValueError(f"expected a (C, H, W) input, got {shape}")
         c, h, w = shape
         r, s = self.kernel
         if r > h + 2 * self.padding or s > w + 2 * self.padding:
-            raise ValueError(f"kernel {r}x{s} larger than the padded input "
-                             f"{h + 2 * self.padding}x{w + 2 * self.padding}")
+            raise ValueError(f"expected a kernel within the padded input "
+                             f"{h + 2 * self.padding}x{w + 2 * self.padding}, got {r}x{s}")
         return (self.out_channels, (h + 2 * self.padding - r) // self.stride + 1,
                 (w + 2 * self.padding - s) // self.stride + 1)
 
@@ -93,7 +93,7 @@ class Dense:
 
     def out_shape(self, shape):
         if len(shape) != 1:
-            raise ValueError(f"expects a flat input (add a flatten layer), got {shape}")
+            raise ValueError(f"expected a flat input (add a flatten layer), got {shape}")
         return (self.out_features,)
 
     def macs(self, shape):
@@ -136,10 +136,10 @@ class _Pool:
 
     def out_shape(self, shape):
         if len(shape) != 3:
-            raise ValueError(f"expects a (C, H, W) input, got {shape}")
+            raise ValueError(f"expected a (C, H, W) input, got {shape}")
         c, h, w = shape
         if self.kernel > h or self.kernel > w:
-            raise ValueError(f"pool window {self.kernel} larger than the input {h}x{w}")
+            raise ValueError(f"expected a window within the input {h}x{w}, got {self.kernel}")
         return (c, (h - self.kernel) // self.step + 1, (w - self.kernel) // self.step + 1)
 
     def macs(self, shape):
@@ -205,7 +205,7 @@ class Network:
         for i, layer in enumerate(self.layers):
             if layer.name in names:
                 raise NetworkError(self.source, f"layers[{i}].name",
-                                   f"duplicate layer name {layer.name!r}")
+                                   f"expected a unique layer name, got {layer.name!r} twice")
             names.add(layer.name)
         self.shapes()  # check now, fail early
         if self.weights:
@@ -223,7 +223,7 @@ class Network:
                 raise NetworkError(self.source, f"layers[{i}] ({layer.name})", str(e)) from None
             if min(shape) < 1:
                 raise NetworkError(self.source, f"layers[{i}] ({layer.name})",
-                                   f"output shape {shape} is empty")
+                                   f"expected a non-empty output, got shape {shape}")
             out.append(tuple(int(v) for v in shape))
         return out
 
@@ -250,13 +250,13 @@ class Network:
         want = self.weight_shapes()
         for key, shape in want.items():
             if key not in self.weights:
-                raise NetworkError(self.source, key, "missing weights")
+                raise NetworkError(self.source, key, "expected weights for this layer, got none")
             got = tuple(np.shape(self.weights[key]))
             if got != shape:
                 raise NetworkError(self.source, key, f"expected shape {list(shape)}, got {list(got)}")
         extra = sorted(set(self.weights) - set(want))
         if extra:
-            raise NetworkError(self.source, extra[0], "weights for no layer")
+            raise NetworkError(self.source, extra[0], "expected weights only for layers, got these for no layer")
 
     @property
     def has_weights(self) -> bool:

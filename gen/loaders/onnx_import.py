@@ -255,11 +255,11 @@ class Importer:
         outs = [o.name for o in self.graph.output]
         if len(outs) != 1 or not isinstance(self.values.get(outs[0]), Act):
             raise NetworkError(self.src, "graph.output", f"expected one output computed by the chain, got {outs}")
-        if not self.layers:
-            raise NetworkError(self.src, "graph.node", "expected at least one supported layer, got none")
         final = self.values[outs[0]]
         if quant:
             onnx_qdq.finish(self, final, last)
+        if not self.layers:
+            raise NetworkError(self.src, "graph.node", "expected at least one supported layer, got none")
         return final
 
 
