@@ -54,3 +54,59 @@ def test_eie_cluster(name, simulator):
     cfg = CONFIGS[name]
     run(EIECluster(cfg), "sim.tb.eie_tb", sim=simulator,
         params={"config": cfg.to_dict(), "cases": _cases(cfg), "seed": sum(map(ord, name))})
+
+
+# -- the golden and cycle models on their own (no simulator) -------------------
+
+@pytest.mark.parametrize("seed", range(4))
+def test_golden_on_encoding_matches_dense(seed):
+    """The encoding walk (fillers, relative indices, wrap) equals a dense
+    matrix-vector product on the decoded weights."""
+    import numpy as np
+
+    from gen.csc import decode, encode
+    from sim.golden.eie import dense_reference, spmv
+
+    rng = np.random.default_rng(seed)
+    cfg = EIEConfig(pes=1 + seed, act_width=12, frac_bits=3, acc_width=24)
+    rows, cols = int(rng.integers(1, 80)), int(rng.integers(1, 40))
+    codes = np.where(rng.random((rows, cols)) < 0.2, rng.integers(1, 16, (rows, cols)), 0)
+    cb = np.concatenate([[0], rng.integers(-2048, 2048, 15)])
+    act = np.where(rng.random(cols) < 0.6, rng.integers(-2048, 2048, cols), 0)
+    csc = encode(codes, cfg.pes)
+    for relu in (False, True):
+        assert (spmv(cfg, csc, cb, act, relu=relu)
+                == dense_reference(cfg, cb[decode(csc)], act, relu=relu)).all()
+
+
+@pytest.mark.parametrize("pes,depth,c", [(1, 1, 2), (1, 8, 3), (4, 2, 1), (6, 1, 2),
+                                         (16, 8, 1), (17, 4, 2)])
+def test_cycle_model_closed_form(pes, depth, c):
+    """Uniform work (every column slice c >= 1 entries, every activation non-zero):
+    the PEs never starve after the fill, so compute = lnzd_depth + L * c + 7
+    (leaf, tree, queue, pointer read, F load: lnzd_depth + 4 cycles of fill;
+    D, B and the done check: 3 of drain) and efficiency -> 1 for long layers."""
+    import numpy as np
+
+    from gen.eie_perf import simulate_layer
+
+    cfg = EIEConfig(pes=pes, queue_depth=depth)
+    L = 3 * pes + 1
+    t = simulate_layer(cfg, np.full((pes, L), c), np.ones(L, dtype=np.int64), 2 * pes)
+    assert t.compute_cycles == cfg.lnzd_depth + L * c + 7
+    assert t.cycles == t.compute_cycles + 3
+    assert t.entries == pes * L * c and t.broadcasts == L
+
+
+@pytest.mark.parametrize("pes", [1, 4, 6, 17])
+def test_cycle_model_depth_one_queue(pes):
+    """A full depth-1 queue cannot take a beat in the cycle it is popped, so
+    one-entry columns are broadcast every other cycle: lnzd_depth + 2L + 6."""
+    import numpy as np
+
+    from gen.eie_perf import simulate_layer
+
+    cfg = EIEConfig(pes=pes, queue_depth=1)
+    L = 3 * pes + 1
+    t = simulate_layer(cfg, np.ones((pes, L), dtype=np.int64), np.ones(L, dtype=np.int64), pes)
+    assert t.compute_cycles == cfg.lnzd_depth + 2 * L + 6
