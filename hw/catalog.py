@@ -45,6 +45,12 @@ COMPONENTS: dict[str, Entry] = {e.name: e for e in [
           "EIE leading-non-zero-detect quadtree over N PEs"),
     Entry("razor-sram", "hw.razor_sram", "RazorSramConfig", "RazorSram",
           "Razor-flagged SRAM with none/word/bit fault masking and an LFSR injector"),
+    Entry("axi-reader", "hw.axi_master", "AxiReaderConfig", "AxiReader",
+          "AXI4 read master: (addr, beats) commands -> data stream, 4 KB-safe bursts"),
+    Entry("axi-writer", "hw.axi_master", "AxiWriterConfig", "AxiWriter",
+          "AXI4 write master: (addr, beats) commands + data stream -> bursts"),
+    Entry("axil-regs", "hw.axi_lite", "AxiLiteRegsConfig", "AxiLiteRegs",
+          "AXI4-Lite slave -> simple register bus (addr, w_en, r_en, r_data)"),
     Entry("minerva-lane", "hw.minerva", "MinervaConfig", "MinervaLanes",
           "Minerva FC lanes: threshold pruning, Razor-masked weight SRAMs, ReLU"),
 ]}
