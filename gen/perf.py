@@ -41,7 +41,7 @@ from hw.systolic import SystolicConfig
 from .energy import HOROWITZ_45NM, LEVELS, CostTable
 
 __all__ = ["Memory", "LayerPerf", "NetworkPerf", "EngineUnavailable", "ENGINE_HOOKS",
-           "min_buffers", "ideal_buffers", "weight_bytes", "buffer_needs", "layer_steps", "systolic_layer", "network_perf",
+           "min_buffers", "ideal_buffers", "weight_bytes", "buffer_needs", "dram_bytes", "layer_steps", "systolic_layer", "network_perf",
            "gemm_perf", "ENGINES"]
 
 ENGINES = ("systolic", "eyeriss", "eie")
@@ -279,6 +279,18 @@ def _dram(cfg, st: Step, mem: Memory, in_res: bool, out_res: bool,
             wr += spill
     wr += 0 if out_res else out_b
     return {"read": rd, "write": wr}
+
+
+def dram_bytes(cfg: SystolicConfig, steps: list[Step], mem: Memory) -> list[int]:
+    """DRAM bytes (read + written) of every step: what :func:`systolic_steps`
+    reports, without the rest (the planner calls this many times)."""
+    in_res, out_res = _resident(steps, mem, _bytes(cfg.a_width))
+    w_res = mem.weight is not None and mem.weight >= weight_bytes(cfg, steps)
+    out = []
+    for i, st in enumerate(steps):
+        d = {"read": 0, "write": 0} if st.free else _dram(cfg, st, mem, in_res[i], out_res[i], w_res)
+        out.append(d["read"] + d["write"])
+    return out
 
 
 # -- the systolic engine ---------------------------------------------------------

@@ -26,8 +26,8 @@ from hw.systolic import SystolicConfig
 
 from .boards import Budget
 from .energy import HOROWITZ_45NM, CostTable
-from .perf import (LayerPerf, Memory, _bytes, _onchip, buffer_needs, ideal_buffers,
-                   layer_steps, min_buffers, network_perf, systolic_steps)
+from .perf import (LayerPerf, Memory, _onchip, buffer_needs, dram_bytes, ideal_buffers,
+                   layer_steps, min_buffers, network_perf)
 from .resources import estimate
 
 __all__ = ["Plan", "PlanError", "plan", "SIZES", "fixed_plan"]
@@ -99,11 +99,10 @@ class Plan:
 
 def _dram_tables(cfg, steps, cands):
     """DRAM bytes per step as base + one additive term per buffer choice."""
-    base = np.array([lp.dram_bytes for lp in systolic_steps(cfg, steps)], dtype=np.int64)
+    base = np.array(dram_bytes(cfg, steps, Memory()), dtype=np.int64)
     terms = {}
     for name in _BUFS:
-        cols = [np.array([lp.dram_bytes for lp in systolic_steps(cfg, steps, Memory(**{name: v}))])
-                - base for v in cands[name]]
+        cols = [np.array(dram_bytes(cfg, steps, Memory(**{name: v}))) - base for v in cands[name]]
         terms[name] = np.stack(cols)  # [choice, step]
     return base, terms
 

@@ -98,3 +98,31 @@ def test_errors_one_line_status_2(tmp_path, capsys, monkeypatch, argv, message):
     assert err.startswith("nnloom: ") and err.count("\n") == 1 and "Traceback" not in err
     assert message in err
     assert not out.exists()                       # outputs whole or not at all
+
+
+EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".toml", ".csv"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_plans(path):
+    from gen.boards import BOARDS
+    from gen.plan import plan
+
+    net = load_network(path)
+    for name in ("icebreaker", "ulx3s-85f"):
+        p = plan(net, BOARDS[name].budget, board=name)
+        assert p.totals["macs"] == net.macs() and len(p.layers) == len(net.layers)
+        assert all(p.usage[k] <= getattr(BOARDS[name].budget, k) for k in ("dsps", "luts", "ffs"))
+
+
+def test_shipped_scalesim_gemm_file_cycles_equal_rtl(tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["plan", str(ROOT / "examples" / "gemm_scalesim.csv"), "--engine", "systolic",
+                 "--array", "8x8", "--dataflow", "ws", "-o", str(out)]) == 0
+    cfg = SystolicConfig(rows=8, cols=8, dataflow="ws")
+    lines = (ROOT / "examples" / "gemm_scalesim.csv").read_text().splitlines()[1:]
+    mnk = [[int(v) for v in line.split(",")[1:4]] for line in lines if line.strip()]
+    report = json.loads(out.read_text())["layers"]
+    assert len(report) == len(mnk)
+    for row, (m, n, k) in zip(report, mnk):
+        assert row["cycles"] == cfg.gemm_cycles(m, k, n)
