@@ -25,9 +25,9 @@ Non-MAC layers
     once from the buffer and every output written once.
 
 Eyeriss RS (``"eyeriss"``) and EIE (``"eie"``)
-    Hooks: the engine's module (:data:`ENGINE_HOOKS`) is imported lazily and
-    its ``predict_layer`` called; if the module or the function is absent
-    the engine is unavailable and :class:`EngineUnavailable` says so.
+    Hooks (:data:`ENGINE_HOOKS`, in :mod:`gen.perf_engines`) call the
+    engines' own models, imported lazily; if a model is absent the engine is
+    unavailable and :class:`EngineUnavailable` says so.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ __all__ = ["Memory", "LayerPerf", "NetworkPerf", "EngineUnavailable", "ENGINE_HO
 ENGINES = ("systolic", "eyeriss", "eie")
 #: engine -> (module, function); the function takes (layer, in_shape, **options)
 #: and returns a dict with at least macs, cycles, pes, reads, writes, dram_bytes.
-ENGINE_HOOKS = {"eyeriss": ("gen.eyeriss_map", "predict_layer"),
-                "eie": ("gen.eie_perf", "predict_layer")}
+ENGINE_HOOKS = {"eyeriss": ("gen.perf_engines", "eyeriss_layer"),
+                "eie": ("gen.perf_engines", "eie_layer")}
 
 
 class EngineUnavailable(ValueError):

@@ -182,3 +182,38 @@ def test_roofline():
     assert roof(2.0, 64, 4.0) == 8.0 and roof(100.0, 64, 4.0) == 64 and roof(1, 9, None) == 9
     png = roofline_png(network_perf(MLP, config=SystolicConfig()).layers, 16, 2.0, "t")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eyeriss_hook_uses_its_model():
+    em = pytest.importorskip("gen.eyeriss_map")
+    from hw.eyeriss_pe import EyerissConfig
+
+    cfg = EyerissConfig(dim_width=12)
+    net = Network("n", (3, 10, 10), [Conv2d("c", 8, (3, 3), padding=1), ReLU("r"), Flatten("f"),
+                                     Dense("fc", 5)])
+    conv, relu, _, fc = network_perf(net, engine="eyeriss", config=cfg).layers
+    ref = em.ConvLayer("c", 10, 10, 3, 8, 3, 3, stride=1, padding=1)
+    pred = em.predict(cfg, ref, em.choose_mapping(cfg, ref, check_glb=False))
+    assert conv.cycles == pred.cycles and conv.macs == 3 * 9 * 8 * 100 == pred.total_macs
+    assert conv.dram_bytes == 2 * pred.dram and conv.pes == cfg.rows * cfg.cols
+    assert relu.cycles == 0 and "not run" in relu.note
+    ref_fc = em.ConvLayer("fc", 1, 1, 800, 5, 1, 1)
+    assert fc.cycles == em.predict(cfg, ref_fc, em.choose_mapping(cfg, ref_fc, check_glb=False)).cycles
+
+
+def test_eie_hook_uses_its_model():
+    import numpy as np
+
+    ep = pytest.importorskip("gen.eie_perf")
+    from hw.eie_config import EIEConfig
+
+    cfg = EIEConfig(pes=4)
+    fc = network_perf(Network("n", (40,), [Dense("fc", 24)]), engine="eie", config=cfg,
+                      weight_density=0.25, seed=3).layers[0]
+    rng = np.random.default_rng(3)
+    counts = ep.random_counts(rng, 24, 40, 4, 0.25)
+    act = (rng.random(40) < 1.0).astype(np.int64)
+    t = ep.simulate_layer(cfg, counts, act, 24)
+    assert (fc.cycles, fc.macs, fc.pes) == (t.cycles, t.entries, 4)
+    with pytest.raises(EngineUnavailable, match="fc layers only"):
+        network_perf(Network("n", (1, 4, 4), [Conv2d("c", 2, (3, 3))]), engine="eie")
