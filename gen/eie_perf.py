@@ -30,7 +30,7 @@ import numpy as np
 
 from hw.eie_config import EIEConfig
 
-__all__ = ["LayerTiming", "simulate_layer", "dense_equivalent_gops"]
+__all__ = ["LayerTiming", "simulate_layer", "dense_equivalent_gops", "random_counts"]
 
 
 @dataclass(frozen=True)
@@ -148,3 +148,19 @@ def simulate_layer(cfg: EIEConfig, counts: np.ndarray, act, out_len: int) -> Lay
 def dense_equivalent_gops(rows: int, cols: int, cycles: int, clock_hz: float) -> float:
     """Dense-equivalent throughput: ``2 * rows * cols`` operations per layer."""
     return 2 * rows * cols * clock_hz / cycles / 1e9
+
+
+def random_counts(rng: np.random.Generator, rows: int, cols: int, pes: int,
+                  density: float) -> np.ndarray:
+    """Entry counts (``pes x cols``, fillers included) of a random ``rows x cols``
+    matrix with i.i.d. non-zeros of probability ``density``, without building
+    its encoding: per column slice, non-zeros plus one filler per 16 zeros of
+    each run of more than 15 before a non-zero (the rule of :mod:`gen.csc`)."""
+    out = np.zeros((pes, cols), dtype=np.int64)
+    for k in range(pes):
+        local = rng.random((cols, max(0, (rows - k + pes - 1) // pes))) < density
+        col, row = np.nonzero(local)               # sorted by column, then row
+        prev = np.where(np.r_[True, col[1:] != col[:-1]], -1, np.r_[-1, row[:-1]])
+        fillers = (row - prev - 1) // 16
+        np.add.at(out[k], col, 1 + fillers)
+    return out

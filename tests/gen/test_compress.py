@@ -149,3 +149,18 @@ def test_compress_layer_codebook_and_storage():
 def test_to_fixed_rounds_half_even_and_saturates():
     assert to_fixed([0.5 / 256, 1.5 / 256, -0.5 / 256, 200.0, -200.0], 8, 16).tolist() == \
         [0, 2, 0, 32767, -32768]
+
+
+@pytest.mark.parametrize("pes,rows,cols,density", [(4, 200, 30, 0.05), (3, 77, 11, 0.3),
+                                                   (8, 500, 20, 0.02)])
+def test_random_counts_match_encoder(pes, rows, cols, density):
+    """gen.eie_perf.random_counts (used by the benches) equals the encoder's
+    entry counts, fillers included, on the same random mask."""
+    from gen.eie_perf import random_counts
+
+    counts = random_counts(np.random.default_rng(1), rows, cols, pes, density)
+    rng = np.random.default_rng(1)
+    codes = np.zeros((rows, cols), dtype=np.int64)
+    for k in range(pes):
+        codes[k::pes] = (rng.random((cols, len(range(k, rows, pes)))) < density).T
+    assert (encode(codes, pes).counts() == counts).all()
