@@ -165,7 +165,8 @@ def plan(network, budget: Budget, *, config: SystolicConfig | None = None,
     base = config or SystolicConfig(rows=1, cols=1)
     steps = layer_steps(network)
     cfgs = list(_configs(base, config is not None, dataflows))
-    best, fitted, over = None, 0, {k: 0 for k in Budget.HARD}
+    best = runner_up = None
+    fitted, over = 0, {k: 0 for k in Budget.HARD}
     for n, cfg in enumerate(cfgs):
         if progress:
             progress(n, len(cfgs))
@@ -184,7 +185,9 @@ def plan(network, budget: Budget, *, config: SystolicConfig | None = None,
         use = _usage(cfg, budget, bufs)
         key = (cycles, dram, cfg.rows * cfg.cols, use["luts"])
         if best is None or key < best[0]:
-            best = (key, cfg, bufs, use)
+            best, runner_up = (key, cfg, bufs, use), best
+        elif runner_up is None or key < runner_up[0]:
+            runner_up = (key, cfg, bufs, use)
     if progress:
         progress(len(cfgs), len(cfgs))
     if best is None:
@@ -204,6 +207,10 @@ def plan(network, budget: Budget, *, config: SystolicConfig | None = None,
     perf = network_perf(network, "systolic", cfg, mem, costs)
     reasons = _reasons(steps, cfg, bufs, use, budget, perf, len(cfgs), fitted, over,
                        config is not None, dataflows)
+    if runner_up is not None:
+        (cyc2, *_), cfg2, *_ = runner_up
+        reasons.insert(3, f"runner-up: {cfg2.rows}x{cfg2.cols} {cfg2.dataflow.upper()} at {cyc2} "
+                          f"cycles ({cyc2 / max(1, perf.totals['cycles']) - 1:+.1%})")
     return Plan("systolic", cfg, float(budget.clock_mhz), bufs, budget.dram_bytes_per_cycle,
                 reasons, perf.layers, perf.totals, use, budget, board)
 

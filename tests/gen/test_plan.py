@@ -129,3 +129,19 @@ def test_resource_estimate():
                                   (8, "ws"): (2908, 4585)}.items():
         est = array_estimate(SystolicConfig(rows=n, cols=n, dataflow=df), 156)
         assert est["dsps"] == n * n and est["luts"] >= luts and est["ffs"] >= ffs
+
+
+@pytest.mark.parametrize("df", ["ws", "os"])
+def test_search_scoring_equals_the_model(df):
+    """The search scores every buffer combination by adding per-buffer DRAM
+    terms; the chosen one must predict what gen.perf predicts directly."""
+    from gen.plan import _best_buffers
+
+    budget = BOARDS["icebreaker"].budget.replace(bram_bits=40_000, bram_block_bits=1)
+    for r, c in ((1, 1), (2, 3), (4, 4)):
+        cfg = SystolicConfig(rows=r, cols=c, dataflow=df)
+        for net in NETS.values():
+            cycles, dram, bits, bufs = _best_buffers(cfg, layer_steps(net), budget, 30_000)
+            perf = network_perf(net, config=cfg, memory=Memory(**bufs, dram_bytes_per_cycle=0.5))
+            assert (perf.totals["cycles"], perf.totals["dram_bytes"]) == (cycles, dram)
+            assert bits == 8 * sum(bufs.values()) <= 30_000
