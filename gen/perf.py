@@ -16,6 +16,7 @@ Systolic engine (``"systolic"``, WS or OS, :class:`hw.systolic.SystolicConfig`)
     stalls: ``cycles = max(array_cycles, ceil(dram_bytes / bandwidth))`` (the
     DMA is double-buffered, so transfers overlap compute).  Without a
     bandwidth (``None``) DRAM is ideal and ``cycles == array_cycles``.
+    Buffers and DRAM traffic live in :mod:`gen.perf_memory` (re-exported).
 
 Non-MAC layers
     A ReLU right after a conv or fc layer is fused into its output path: no
