@@ -126,3 +126,15 @@ def test_shipped_scalesim_gemm_file_cycles_equal_rtl(tmp_path):
     assert len(report) == len(mnk)
     for row, (m, n, k) in zip(report, mnk):
         assert row["cycles"] == cfg.gemm_cycles(m, k, n)
+
+
+def test_onnx_model_plans(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from sim.onnx_models import to_onnx
+
+    net = load_network(ROOT / "examples" / "lenet_digits.toml")
+    path, out = tmp_path / "lenet.onnx", tmp_path / "r.json"
+    onnx.save(to_onnx(net), str(path))
+    assert main(["plan", str(path), "--board", "icebreaker", "-o", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["totals"]["macs"] == net.macs()
