@@ -183,11 +183,14 @@ class AxiWriter(wiring.Component):
 
     AW for the first burst is valid ``cfg.cmd_to_addr`` cycles after the
     command; further AWs follow one per cycle while fewer than
-    ``max_outstanding`` bursts await their B.  Each AW pushes its length into
-    a ``max_outstanding``-entry FIFO that paces the W channel: the first W
-    beat of a burst can go ``cfg.aw_to_w`` cycles after its AW, and bursts
-    follow each other on W without a gap; ``wvalid = data.valid``,
-    ``data.ready = wready`` within a burst.  ``bready`` is always 1.
+    ``max_outstanding`` bursts await their B.  When a burst is offered, its
+    length is pushed into a ``max_outstanding``-entry FIFO that paces the W
+    channel, independently of the AW handshake (W never waits for AWREADY,
+    as AXI4 requires; W may run ahead of AW when the outstanding limit holds
+    AW back).  The first W beat of a burst can go ``cfg.aw_to_w`` cycles
+    after the push, bursts follow each other on W without a gap;
+    ``wvalid = data.valid``, ``data.ready = wready`` within a burst.
+    ``bready`` is always 1.
 
     A misaligned command sets ``ERR_MISALIGNED``, issues nothing on AXI and
     *consumes and drops* its ``beats`` data words, so that later commands
@@ -219,12 +222,21 @@ class AxiWriter(wiring.Component):
         burst = split.burst
         outstanding = Signal(range(cfg.max_outstanding + 1))
         can_issue = outstanding < cfg.max_outstanding
+        # A burst leaves the splitter once its AW has been accepted and its
+        # length pushed, in either order: W must not wait for AWREADY (AXI4
+        # A3.3.1), so the push (which lets W run) never waits for the AW.
+        aw_done = Signal()
+        push_done = Signal()
         _constants(m, axi, "aw", cfg)
         m.d.comb += [axi.awaddr.eq(burst.payload.addr), axi.awlen.eq(burst.payload.len - 1),
-                     axi.awvalid.eq(burst.valid & ~burst.payload.discard & lens.w_rdy & can_issue),
-                     burst.ready.eq(lens.w_rdy & (burst.payload.discard | (can_issue & axi.awready))),
-                     lens.w_en.eq(burst.valid & burst.ready),
+                     axi.awvalid.eq(burst.valid & ~aw_done & ~burst.payload.discard & can_issue),
+                     lens.w_en.eq(burst.valid & ~push_done),
                      lens.w_data.eq(Cat(burst.payload.len, burst.payload.discard))]
+        aw_now = aw_done | burst.payload.discard | (axi.awvalid & axi.awready)
+        push_now = push_done | (lens.w_en & lens.w_rdy)
+        m.d.comb += burst.ready.eq(aw_now & push_now)
+        with m.If(burst.valid):
+            m.d.sync += [aw_done.eq(aw_now & ~burst.ready), push_done.eq(push_now & ~burst.ready)]
         aw_fire = axi.awvalid & axi.awready
 
         head = data.View(entry, lens.r_data)

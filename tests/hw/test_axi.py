@@ -138,15 +138,16 @@ def test_splitter_matches_rule(keep):
 
 def _slave_bench(dut, cfg, write, cases, latency, log):
     """An AXI slave that takes every address at once and answers a burst
-    ``latency`` cycles after its AR (first R) or last W (B); R beats and Bs
-    one per cycle, in order.  Streams on our side always valid/ready."""
+    ``latency`` cycles after its AR (first R) or after the later of its AW
+    and last W (B); R beats and Bs one per cycle, in order.  Streams on our
+    side always valid/ready."""
     axi = dut.m_axi
 
     async def bench(ctx):
         ctx.set(axi.awready if write else axi.arready, 1)
         ctx.set(axi.wready, 1)
         for beats, addr in cases:
-            pend, due, t, start, end = deque(), deque(), 0, None, None
+            pend, wl, due, t, start, end = deque(), deque(), deque(), 0, None, None
             ctx.set(dut.cmd.payload, {"addr": addr, "beats": beats})
             ctx.set(dut.cmd.valid, 1)
             ctx.set(dut.data.ready if not write else dut.data.valid, 1)
@@ -157,9 +158,12 @@ def _slave_bench(dut, cfg, write, cases, latency, log):
                     start = t
                 if write:
                     if ctx.get(axi.awvalid):
-                        pend.append(ctx.get(axi.awlen) + 1)
+                        pend.append(t)
                     if ctx.get(axi.wvalid) and ctx.get(axi.wlast):
-                        due.append(t + latency)
+                        wl.append(t)
+                    while pend and wl:  # both halves of a burst seen
+                        due.append(max(max(pend.popleft(), wl.popleft()) + latency,
+                                       due[-1] + 1 if due else 0))
                     fire = bool(due) and due[0] <= t
                     ctx.set(axi.bvalid, fire)
                     if fire:
@@ -222,4 +226,28 @@ def test_misaligned_sets_error_and_clear():
         ctx.set(dut.clear, 1)
         await ctx.tick()
         assert not ctx.get(dut.error) and ctx.get(dut.error_code) == 0
+    _run(dut, bench)
+
+
+def test_writer_w_does_not_wait_for_awready():
+    # AXI4 A3.3.1: a master must not wait for AWREADY before asserting WVALID.
+    cfg = AxiWriterConfig(max_burst=4)
+    dut = AxiWriter(cfg)
+
+    async def bench(ctx):
+        ctx.set(dut.m_axi.awready, 0)
+        ctx.set(dut.m_axi.wready, 1)
+        ctx.set(dut.data.valid, 1)
+        ctx.set(dut.cmd.payload, {"addr": 0x100, "beats": 6})
+        ctx.set(dut.cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.cmd.valid, 0)
+        seen = []
+        for _ in range(12):
+            if ctx.get(dut.m_axi.wvalid):
+                seen.append(ctx.get(dut.m_axi.wlast))
+            await ctx.tick()
+        assert seen == [0, 0, 0, 1], seen  # first burst's W, AW still pending
+        assert ctx.get(dut.m_axi.awvalid) and ctx.get(dut.m_axi.awaddr) == 0x100
+        assert ctx.get(dut.busy)
     _run(dut, bench)
