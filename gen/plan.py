@@ -136,10 +136,12 @@ def _usage(cfg, budget: Budget, bufs: dict[str, int]) -> dict[str, int]:
     return estimate(cfg, bufs, budget.dsps, budget.bram_block_bits, budget.family)
 
 
-def _minimum(network, budget: Budget, base: SystolicConfig) -> tuple[Budget, dict]:
-    """The smallest budget that fits: the 1 x 1 WS array with minimum buffers."""
-    cfg = base.replace(rows=1, cols=1, dataflow="ws")
-    use = _usage(cfg, budget, min_buffers(cfg))
+def _minimum(budget: Budget, base: SystolicConfig, dataflows) -> tuple[Budget, dict]:
+    """The smallest budget that fits: the 1 x 1 array with minimum buffers
+    (WS when allowed: it needs no more of anything than OS)."""
+    uses = [_usage(cfg, budget, min_buffers(cfg))
+            for cfg in (base.replace(rows=1, cols=1, dataflow=df) for df in dataflows)]
+    use = min(uses, key=lambda u: tuple(u[k] for k in Budget.HARD))
     return budget.replace(**{k: use[k] for k in Budget.HARD}), use
 
 
@@ -196,7 +198,7 @@ def plan(network, budget: Budget, *, config: SystolicConfig | None = None,
             minimum = budget.replace(**{k: need[k] for k in Budget.HARD})
             what = f"a {config.rows}x{config.cols} {config.dataflow.upper()} array"
         else:
-            minimum, need = _minimum(network, budget, base)
+            minimum, need = _minimum(budget, base, dataflows)
             what = "the smallest design (a 1x1 array with minimum buffers)"
         short = ", ".join(f"{k} {getattr(budget, k)} < {need[k]}" for k in Budget.HARD
                           if need[k] > getattr(budget, k))

@@ -145,3 +145,14 @@ def test_search_scoring_equals_the_model(df):
             perf = network_perf(net, config=cfg, memory=Memory(**bufs, dram_bytes_per_cycle=0.5))
             assert (perf.totals["cycles"], perf.totals["dram_bytes"]) == (cycles, dram)
             assert bits == 8 * sum(bufs.values()) <= 30_000
+
+
+def test_minimum_respects_the_dataflow_restriction():
+    tiny = Budget(dsps=1, luts=10, ffs=10, bram_bits=10, clock_mhz=12, dram_bytes_per_cycle=1)
+    for df in ("ws", "os"):
+        with pytest.raises(PlanError) as info:
+            plan(MLP, tiny, dataflows=(df,))
+        m = info.value.minimum
+        assert plan(MLP, m, dataflows=(df,)).config.dataflow == df
+        with pytest.raises(PlanError):
+            plan(MLP, m.replace(luts=m.luts - 1), dataflows=(df,))
