@@ -1,0 +1,352 @@
+"""The accelerator top: AXI4-Lite registers, program loader, controller, DMA,
+and the compute core (:mod:`hw.accel_core`).
+
+Members: ``s_axil`` (In(:class:`~hw.axi.AxiLiteSignature`), 12-bit byte
+addresses), ``m_axi`` (Out(:class:`~hw.axi.Axi4Signature`), the DRAM master:
+reads through :class:`~hw.axi_master.AxiReader`, writes through
+:class:`~hw.axi_master.AxiWriter`), ``irq`` (Out).
+
+Registers (32-bit, byte offsets; see docs/accelerator.md):
+
+=======  =========  ==========================================================
+offset   name       meaning
+=======  =========  ==========================================================
+0x00     CTRL       write: bit 0 start, bit 1 clear done/error, bit 2 irq enable
+0x04     STATUS     bit 0 busy, bit 1 done, bit 2 error, bits 8..15 error code
+0x08     PROG_BASE  DRAM byte address of the program
+0x0C     PROG_LEN   number of instructions (1..imem_depth)
+0x10     ERR_PC     instruction index that raised the error
+0x14     CYCLES     cycles from start to done
+0x18     BEATS      activation beats fed to the array (MACs = BEATS x P x P)
+0x1C     STALLS     cycles the controller waited for a weight bank to fill
+0x20     INFO       P | data_width << 8 | layers << 16 | version << 24
+0x100+4i LAYER[i]   compute cycles of layer i (CONV / MAXPOOL instructions)
+=======  =========  ==========================================================
+
+Error codes: 1 illegal opcode, 2 misaligned DRAM address, 3 AXI error
+response, 4 PROG_LEN out of range, 5 ran past the end of the program.  On an error the controller stops at once
+(it never hangs): ``busy`` falls, ``error`` and ``done`` rise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .accel_core import AccelConfig, AccelCore
+from .accel_isa import INSTRUCTION, INSTRUCTION_BITS, PARAM_ENTRY, Op
+from .axi import AxiLiteRegsConfig, AxiLiteSignature, AxiReaderConfig, AxiWriterConfig
+from .axi_lite import AxiLiteRegs
+from .axi_master import AxiReader, AxiWriter
+
+__all__ = ["Accelerator", "REGS", "ERRORS", "VERSION"]
+
+VERSION = 1
+REGS = {"CTRL": 0x00, "STATUS": 0x04, "PROG_BASE": 0x08, "PROG_LEN": 0x0C, "ERR_PC": 0x10,
+        "CYCLES": 0x14, "BEATS": 0x18, "STALLS": 0x1C, "INFO": 0x20, "LAYER0": 0x100}
+ERRORS = {1: "illegal opcode", 2: "misaligned DRAM address", 3: "AXI error response",
+          4: "PROG_LEN out of range", 5: "ran past the end of the program"}
+IMEM_DEPTH = 64
+
+
+class Accelerator(wiring.Component):
+    """The whole accelerator (see the module docstring)."""
+
+    def __init__(self, config: AccelConfig):
+        if not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig, not {config!r}")
+        self.config = config
+        self.rcfg = AxiReaderConfig(data_width=config.data_width, max_burst=16, max_outstanding=2)
+        self.wcfg = AxiWriterConfig(data_width=config.data_width, max_burst=16, max_outstanding=2)
+        self.lcfg = AxiLiteRegsConfig(addr_width=12)
+        super().__init__({
+            "s_axil": In(self.lcfg.axil_signature),
+            "m_axi": Out(self.rcfg.axi_signature),
+            "irq": Out(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        P = cfg.size
+        dw = cfg.data_width
+        m = Module()
+        m.submodules.regs = regs = AxiLiteRegs(self.lcfg)
+        m.submodules.reader = rd = AxiReader(self.rcfg)
+        m.submodules.writer = wr = AxiWriter(self.wcfg)
+        m.submodules.core = core = AccelCore(cfg)
+        wiring.connect(m, wiring.flipped(self.s_axil), regs.axil)
+
+        # One AXI4 master port: read channels from the reader, write channels
+        # from the writer.
+        for name, _ in self.m_axi.signature.members.items():
+            ch = name[:2] if name[:2] in ("ar", "aw") else name[0]
+            src = rd.m_axi if ch in ("ar", "r") else wr.m_axi
+            if self.m_axi.signature.members[name].flow == Out:
+                m.d.comb += getattr(self.m_axi, name).eq(getattr(src, name))
+            else:
+                m.d.comb += getattr(src, name).eq(getattr(self.m_axi, name))
+
+        # -- registers -------------------------------------------------------------
+        busy, done, error = Signal(), Signal(), Signal()
+        err_code, err_pc = Signal(8), Signal(16)
+        irq_en = Signal()
+        prog_base, prog_len = Signal(32), Signal(16)
+        cycles, stalls = Signal(32), Signal(32)
+        layer_cycles = [Signal(32, name=f"layer_cycles_{i}") for i in range(cfg.layers)]
+        start = Signal()
+        bus = regs.bus
+        with m.If(bus.w_en):
+            with m.Switch(bus.addr):
+                with m.Case(REGS["CTRL"] >> 2):
+                    m.d.comb += start.eq(bus.w_data[0] & ~busy)
+                    m.d.sync += irq_en.eq(bus.w_data[2])
+                    with m.If(bus.w_data[1]):
+                        m.d.sync += [done.eq(0), error.eq(0), err_code.eq(0)]
+                with m.Case(REGS["PROG_BASE"] >> 2):
+                    m.d.sync += prog_base.eq(bus.w_data)
+                with m.Case(REGS["PROG_LEN"] >> 2):
+                    m.d.sync += prog_len.eq(bus.w_data)
+        r_data = Signal(32)
+        with m.If(bus.r_en):
+            with m.Switch(bus.addr):
+                with m.Case(REGS["STATUS"] >> 2):
+                    m.d.sync += r_data.eq(Cat(busy, done, error, Const(0, 5), err_code))
+                with m.Case(REGS["PROG_BASE"] >> 2):
+                    m.d.sync += r_data.eq(prog_base)
+                with m.Case(REGS["PROG_LEN"] >> 2):
+                    m.d.sync += r_data.eq(prog_len)
+                with m.Case(REGS["ERR_PC"] >> 2):
+                    m.d.sync += r_data.eq(err_pc)
+                with m.Case(REGS["CYCLES"] >> 2):
+                    m.d.sync += r_data.eq(cycles)
+                with m.Case(REGS["BEATS"] >> 2):
+                    m.d.sync += r_data.eq(core.beats)
+                with m.Case(REGS["STALLS"] >> 2):
+                    m.d.sync += r_data.eq(stalls)
+                with m.Case(REGS["INFO"] >> 2):
+                    m.d.sync += r_data.eq(P | (dw << 8) | (cfg.layers << 16) | (VERSION << 24))
+                for i, sig in enumerate(layer_cycles):
+                    with m.Case((REGS["LAYER0"] >> 2) + i):
+                        m.d.sync += r_data.eq(sig)
+                with m.Default():
+                    m.d.sync += r_data.eq(0)
+        m.d.comb += [bus.r_data.eq(r_data), self.irq.eq(done & irq_en)]
+
+        # -- instruction memory, filled from DRAM at start ---------------------------
+        imem = Memory(shape=INSTRUCTION_BITS, depth=IMEM_DEPTH, init=[])
+        m.submodules.imem = imem
+        iw, ir = imem.write_port(), imem.read_port()
+        beats_per_instr = INSTRUCTION_BITS // dw
+        ins = Signal(INSTRUCTION)
+        m.d.comb += ins.as_value().eq(ir.data[:INSTRUCTION.size])
+        pc = Signal(16)
+
+        # -- DMA engine ------------------------------------------------------------
+        # Reader data goes to one of: imem (program), activation bank, weight
+        # bank, parameter bank; the writer takes activation words.
+        sink = Signal(3)            # 0 imem, 1 act, 2 wbuf, 3 pbuf
+        SINK_IMEM, SINK_ACT, SINK_W, SINK_P = range(4)
+        shift = Signal(max(INSTRUCTION_BITS, PARAM_ENTRY.size, P * 8))
+        nbeat = Signal(8)           # beats collected in shift
+        waddr = Signal(16)          # word address within the target
+        wbank_dma = Signal()
+        per_word = Signal(8)
+        m.d.comb += per_word.eq(Mux(sink == SINK_IMEM, beats_per_instr,
+                                    Mux(sink == SINK_P, PARAM_ENTRY.size // dw, P * 8 // dw)))
+        m.d.comb += rd.data.ready.eq(1)
+        shifted = Signal.like(shift)
+        m.d.comb += shifted.eq(Cat(shift[dw:], rd.data.payload))
+        full = Signal()
+        m.d.comb += full.eq(rd.data.valid & (nbeat + 1 == per_word))
+        with m.If(rd.data.valid):
+            m.d.sync += shift.eq(shifted)
+            m.d.sync += nbeat.eq(Mux(full, 0, nbeat + 1))
+            with m.If(full):
+                m.d.sync += waddr.eq(waddr + 1)
+        # the assembled word sits in the top bits of `shifted`
+        width = len(shift)
+        m.d.comb += [
+            iw.addr.eq(waddr), iw.data.eq(shifted[width - INSTRUCTION_BITS:]),
+            iw.en.eq(full & (sink == SINK_IMEM)),
+            core.act_w_addr.eq(Cat(waddr[:len(core.act_w_addr) - 1], wbank_dma)),
+            core.act_w_data.eq(shifted[width - P * 8:]),
+            core.act_w_en.eq(full & (sink == SINK_ACT)),
+            core.wbuf_w_addr.eq(Cat(waddr[:len(core.wbuf_w_addr) - 1], wbank_dma)),
+            core.wbuf_w_data.eq(shifted[width - P * 8:]),
+            core.wbuf_w_en.eq(full & (sink == SINK_W)),
+            core.pbuf_w_addr.eq(Cat(waddr[:len(core.pbuf_w_addr) - 1], wbank_dma)),
+            core.pbuf_w_data.eq(shifted[width - PARAM_ENTRY.size:]),
+            core.pbuf_w_en.eq(full & (sink == SINK_P)),
+        ]
+        words_left = Signal(17)     # words still to arrive for the current read
+        with m.If(full):
+            m.d.sync += words_left.eq(words_left - 1)
+
+        # store path: act word -> bus beats -> writer (ratio beats + 2 cycles a word)
+        st_words, st_addr = Signal(17), Signal(16)
+        st_ov, st_pending, st_beat = Signal(), Signal(), Signal(8)
+        st_word = Signal(P * 8)
+        st_bank = Signal()
+        st_read = Signal()
+        ratio = P * 8 // dw
+        m.d.comb += [core.act_r_addr.eq(Cat(st_addr[:len(core.act_r_addr) - 1], st_bank)),
+                     core.act_r_en.eq(st_read),
+                     st_read.eq((st_words != 0) & ~st_ov & ~st_pending)]
+        m.d.sync += st_pending.eq(st_read)
+        with m.If(st_read):
+            m.d.sync += [st_words.eq(st_words - 1), st_addr.eq(st_addr + 1)]
+        with m.If(st_pending):
+            m.d.sync += [st_word.eq(core.act_r_data), st_ov.eq(1), st_beat.eq(0)]
+        m.d.comb += [wr.data.valid.eq(st_ov),
+                     wr.data.payload.eq((st_word >> (st_beat * dw))[:dw])]
+        with m.If(wr.data.valid & wr.data.ready):
+            m.d.sync += st_beat.eq(st_beat + 1)
+            with m.If(st_beat == ratio - 1):
+                m.d.sync += st_ov.eq(0)
+
+        # -- errors from the masters ---------------------------------------------------
+        dma_err = Signal()
+        m.d.comb += dma_err.eq(rd.error | wr.error)
+        m.d.comb += [rd.clear.eq(start), wr.clear.eq(start)]
+
+        # -- controller ------------------------------------------------------------------
+        bank_full = Signal(2)
+        block_pending = Signal()        # a LOAD_BLOCK's params still to load
+        pending_p_addr, pending_p_words = Signal(32), Signal(16)
+        m.d.comb += [rd.cmd.valid.eq(0), wr.cmd.valid.eq(0), core.cmd.valid.eq(0),
+                     core.cmd.payload.eq(ins)]
+        m.d.comb += ir.addr.eq(pc[:6])
+        with m.If(busy):
+            m.d.sync += cycles.eq(cycles + 1)
+        # imem's read port holds the running instruction, so ins.layer names
+        # the layer of the CONV / MAXPOOL in the core
+        with m.If(core.busy | (core.cmd.valid & core.cmd.ready)):
+            for i, sig in enumerate(layer_cycles):
+                with m.If(ins.layer == i):
+                    m.d.sync += sig.eq(sig + 1)
+
+        def fail(code):
+            m.d.sync += [err_code.eq(code), error.eq(1), done.eq(1), busy.eq(0), err_pc.eq(pc)]
+            m.next = "IDLE"
+
+        def bad_dma():
+            return Mux(rd.error_code[0] | wr.error_code[0], 2, 3)
+
+        # Background parameter load of a LOAD_BLOCK, after its weights.
+        bg_busy = Signal()
+        with m.FSM(name="dma"):
+            with m.State("IDLE"):
+                with m.If(block_pending):
+                    m.next = "WEIGHTS"
+            with m.State("WEIGHTS"):
+                with m.If(~block_pending):           # aborted by an error and a restart
+                    m.next = "IDLE"
+                with m.Elif(words_left == 0):
+                    m.d.comb += [rd.cmd.valid.eq(1),
+                                 rd.cmd.payload.addr.eq(pending_p_addr),
+                                 rd.cmd.payload.beats.eq(pending_p_words * (PARAM_ENTRY.size // dw))]
+                    with m.If(rd.cmd.ready):
+                        m.d.sync += [sink.eq(SINK_P), waddr.eq(0), nbeat.eq(0),
+                                     words_left.eq(pending_p_words)]
+                        m.next = "PARAMS"
+            with m.State("PARAMS"):
+                with m.If(~block_pending):
+                    m.next = "IDLE"
+                with m.Elif(words_left == 0):
+                    m.d.sync += [bank_full.bit_select(wbank_dma, 1).eq(1), block_pending.eq(0)]
+                    m.next = "IDLE"
+            m.d.comb += bg_busy.eq(block_pending)
+
+        with m.FSM(name="ctrl"):
+            with m.State("IDLE"):
+                with m.If(start):
+                    with m.If((prog_len == 0) | (prog_len > IMEM_DEPTH)):
+                        m.d.sync += [err_code.eq(4), error.eq(1), done.eq(1), err_pc.eq(0)]
+                    with m.Else():
+                        m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), err_code.eq(0), pc.eq(0),
+                                     cycles.eq(0), stalls.eq(0), bank_full.eq(0),
+                                     block_pending.eq(0)]
+                        m.d.sync += [sig.eq(0) for sig in layer_cycles]
+                        m.next = "LOAD_PROG"
+            with m.State("LOAD_PROG"):
+                m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(prog_base),
+                             rd.cmd.payload.beats.eq(prog_len * beats_per_instr)]
+                with m.If(rd.cmd.ready):
+                    m.d.sync += [sink.eq(SINK_IMEM), waddr.eq(0), nbeat.eq(0),
+                                 words_left.eq(prog_len)]
+                    m.next = "WAIT_PROG"
+            with m.State("WAIT_PROG"):
+                with m.If(dma_err):
+                    fail(bad_dma())
+                with m.Elif(words_left == 0):
+                    m.next = "FETCH"
+            with m.State("FETCH"):      # imem read: the instruction is valid next cycle
+                m.next = "EXEC"
+            with m.State("EXEC"):
+                with m.If(dma_err):
+                    fail(bad_dma())
+                with m.Elif(pc >= prog_len):
+                    fail(5)
+                with m.Elif(ins.op == Op.END):
+                    with m.If(~bg_busy & ~wr.busy & ~rd.busy):
+                        m.d.sync += [busy.eq(0), done.eq(1)]
+                        m.next = "IDLE"
+                with m.Elif((ins.op == Op.LOAD_ACT) | (ins.op == Op.STORE_ACT)):
+                    with m.If(~bg_busy):
+                        with m.If(ins.op == Op.LOAD_ACT):
+                            m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(ins.dram_addr),
+                                         rd.cmd.payload.beats.eq(ins.words * ratio)]
+                            with m.If(rd.cmd.ready):
+                                m.d.sync += [sink.eq(SINK_ACT), waddr.eq(ins.in_base), nbeat.eq(0),
+                                             words_left.eq(ins.words), wbank_dma.eq(ins.bank_in)]
+                                m.next = "WAIT_LOAD"
+                        with m.Else():
+                            m.d.comb += [wr.cmd.valid.eq(1), wr.cmd.payload.addr.eq(ins.dram_addr),
+                                         wr.cmd.payload.beats.eq(ins.words * ratio)]
+                            with m.If(wr.cmd.ready):
+                                m.d.sync += [st_words.eq(ins.words), st_addr.eq(ins.in_base),
+                                             st_bank.eq(ins.bank_in)]
+                                m.next = "WAIT_STORE"
+                with m.Elif(ins.op == Op.LOAD_BLOCK):
+                    with m.If(~bg_busy & ~bank_full.bit_select(ins.wbank, 1)):
+                        m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(ins.dram_addr),
+                                     rd.cmd.payload.beats.eq(ins.words * ratio)]
+                        with m.If(rd.cmd.ready):
+                            m.d.sync += [sink.eq(SINK_W), waddr.eq(0), nbeat.eq(0),
+                                         words_left.eq(ins.words), wbank_dma.eq(ins.wbank),
+                                         pending_p_addr.eq(ins.p_dram_addr),
+                                         pending_p_words.eq(ins.p_words), block_pending.eq(1),
+                                         pc.eq(pc + 1)]
+                            m.next = "FETCH"
+                with m.Elif((ins.op == Op.CONV) | (ins.op == Op.MAXPOOL)):
+                    ready = (ins.op == Op.MAXPOOL) | bank_full.bit_select(ins.wbank, 1)
+                    with m.If(ready):
+                        m.d.comb += core.cmd.valid.eq(1)
+                        m.next = "COMPUTE"
+                    with m.Else():
+                        m.d.sync += stalls.eq(stalls + 1)
+                with m.Else():
+                    fail(1)
+            with m.State("COMPUTE"):
+                with m.If(~core.busy):
+                    with m.If((ins.op == Op.CONV) & ins.release):
+                        m.d.sync += bank_full.bit_select(ins.wbank, 1).eq(0)
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "FETCH"
+            with m.State("WAIT_LOAD"):
+                with m.If(dma_err):
+                    fail(bad_dma())
+                with m.Elif(words_left == 0):
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "FETCH"
+            with m.State("WAIT_STORE"):
+                with m.If(dma_err):
+                    fail(bad_dma())
+                with m.Elif((st_words == 0) & ~st_ov & ~st_pending & ~wr.busy):
+                    m.d.sync += pc.eq(pc + 1)
+                    m.next = "FETCH"
+        return m

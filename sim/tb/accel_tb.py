@@ -1,0 +1,100 @@
+"""cocotb tests of the whole accelerator on its emitted Verilog (run by
+tests/sim/test_accel.py and by ``nnloom simulate`` / ``nnloom demo``).
+
+Parameters: ``config`` (AccelConfig dict), ``network`` (an examples/ name),
+``samples`` (test-split indices), ``pause`` (AXI pause probability),
+``seed``, ``out`` (optional JSON path for the results).
+"""
+
+from __future__ import annotations
+
+import json
+
+import cocotb
+import numpy as np
+
+from gen.compile import compile_network
+from hw.accel_core import AccelConfig
+from hw.accel_isa import Op
+from sim.accel_models import digits_qnet
+from sim.accel_runtime import AccelRuntime
+from sim.golden.qnet import run as golden_run
+from sim.runner import tb_params
+from sim.tb.streams import Clocked
+
+
+async def _setup(dut, p):
+    cfg = AccelConfig.from_dict(p["config"])
+    net, qnet, xq, y, xf = digits_qnet(p["network"])
+    prog = compile_network(qnet, cfg)
+    Clocked(dut)
+    rt = AccelRuntime(dut, prog, pause_prob=p.get("pause", 0.0), seed=p.get("seed", 0))
+    await Clocked.reset(type("C", (), {"rst": dut.rst, "clk": dut.clk})())
+    return cfg, net, qnet, xq, y, xf, prog, rt
+
+
+@cocotb.test()
+async def inference_bit_exact(dut):
+    p = tb_params()
+    cfg, net, qnet, xq, y, xf, prog, rt = await _setup(dut, p)
+    results = []
+    for s in p["samples"]:
+        out, counters = await rt.infer(xq[s])
+        want = golden_run(qnet, xq[s])[-1]
+        assert np.array_equal(out, want), (f"sample {s} (seed {p.get('seed', 0)}): RTL "
+                                           f"{out.tolist()} != golden {want.tolist()}")
+        for li, info in enumerate(prog.layers[:cfg.layers]):
+            assert counters["layers"][li] == info.cycles, (
+                f"sample {s} layer {info.name}: {counters['layers'][li]} cycles, "
+                f"model {info.cycles}")
+        fl = net.forward(xf[s])
+        results.append({"sample": int(s), "label": int(y[s]), "rtl": int(np.argmax(out)),
+                        "float": int(np.argmax(fl)), "cycles": counters["cycles"],
+                        "beats": counters["beats"], "stalls": counters["stalls"],
+                        "layers": counters["layers"]})
+        dut._log.info("sample %d: label %d rtl %d float %d, %d cycles", s, y[s],
+                      results[-1]["rtl"], results[-1]["float"], counters["cycles"])
+    if p.get("out"):
+        with open(p["out"], "w") as f:
+            json.dump({"results": results,
+                       "model_layers": [{"name": L.name, "kind": L.kind, "cycles": L.cycles,
+                                         "macs": L.macs, "array_macs": L.array_macs}
+                                        for L in prog.layers]}, f)
+
+
+@cocotb.test()
+async def registers_and_errors(dut):
+    p = tb_params()
+    if not p.get("errors"):
+        return
+    cfg, net, qnet, xq, y, xf, prog, rt = await _setup(dut, p)
+    info = await rt.read_reg("INFO")
+    assert info & 0xFF == cfg.size and (info >> 8) & 0xFF == cfg.data_width
+    await rt.write_reg("PROG_BASE", 0x1234_5678)
+    assert await rt.read_reg("PROG_BASE") == 0x1234_5678
+    # PROG_LEN of zero is refused
+    st = await rt.run(prog_len=0)
+    assert st["error"] and st["code"] == 4, st
+    # an illegal opcode stops the controller with code 1 at that instruction
+    bad = dict(prog.instructions[1], op=0x7F)
+    saved = list(prog.instructions)
+    prog.instructions[1] = bad
+    rt.ram.write(0, prog.program_bytes())
+    st = await rt.run()
+    assert st["error"] and st["code"] == 1 and st["err_pc"] == 1, st
+    # a misaligned DRAM address: code 2
+    prog.instructions[:] = saved
+    prog.instructions[0] = dict(saved[0], dram_addr=saved[0]["dram_addr"] + 2)
+    rt.ram.write(0, prog.program_bytes())
+    st = await rt.run()
+    assert st["error"] and st["code"] == 2 and st["err_pc"] == 0, st
+    # a program without END runs off its end: code 5, never a hang
+    prog.instructions[:] = [i for i in saved if i["op"] != Op.END]
+    rt.ram.write(0, prog.program_bytes())
+    st = await rt.run(prog_len=len(saved) - 1)
+    assert st["error"] and st["code"] == 5, st
+    # and a good program runs again afterwards
+    prog.instructions[:] = saved
+    rt.ram.write(0, prog.program_bytes())
+    out, _ = await rt.infer(xq[0])
+    assert np.array_equal(out, golden_run(qnet, xq[0])[-1])
