@@ -5,8 +5,9 @@ Parameters (``sim.runner.tb_params()``): ``config`` (a MinervaConfig as a
 dict), ``seed``, and either ``cases`` (random layers: ``n_in``, ``n_out``,
 ``vectors``, ``threshold``, ``mode``, ``inj_en``, ``rate``,
 ``valid_prob``, ``ready_prob``, ``check_cycles``, ``seed``) or
-``network`` (the study: ``layers`` of weight codes, ``inputs``,
-``threshold``, ``mode``, ``rate``; every layer's weights are loaded once
+``network`` (the study: ``layers`` of weight codes whose last column is
+the bias, ``inputs``, ``bias`` (the constant activation appended to every
+layer's input), ``threshold``, ``mode``, ``rate``; every layer's weights are loaded once
 with the injector enabled, then every input vector runs through it).
 
 Structure: :class:`~sim.tb.streams.StreamSource` drivers feed weights and
@@ -165,6 +166,7 @@ async def network(dut):
     xs = [np.asarray(x) for x in net["inputs"]]
     for n, w in enumerate(net["layers"]):
         w = np.asarray(w)
+        xs = [np.append(x, net["bias"]) for x in xs]  # constant input: W's last column is the bias
         await bench.load(w, True, net["rate"])
         outs = await bench.run(xs, w.shape[0], net["threshold"], net["mode"],
                                f"layer {n} mode {net['mode']} rate {net['rate']}",
