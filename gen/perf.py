@@ -80,6 +80,7 @@ class LayerPerf:
     energy_pj: float
     gemm: tuple[int, int, int] | None = None
     note: str = ""
+    tiling: dict | None = None
 
     @property
     def stall_cycles(self) -> int:
@@ -105,7 +106,8 @@ class LayerPerf:
                 "dram_bytes": self.dram_bytes, "energy_pj": self.energy_pj,
                 "energy": self.energy, "energy_unit": self.energy_unit,
                 "intensity_macs_per_byte": self.intensity, "gemm_mkn": self.gemm,
-                "reads": self.reads, "writes": self.writes, "note": self.note}
+                "reads": self.reads, "writes": self.writes, "note": self.note,
+                "tiling": self.tiling}
 
 
 @dataclass
@@ -134,6 +136,17 @@ class NetworkPerf:
 
 def _energy(costs: CostTable, macs: int, reads: dict, writes: dict) -> float:
     return costs.energy(macs, {lvl: reads.get(lvl, 0) + writes.get(lvl, 0) for lvl in LEVELS})
+
+
+def _tiles(cfg: SystolicConfig, m: int, k: int, n: int) -> dict:
+    """The loop nest the array runs for an M x K x N GEMM."""
+    R, C = cfg.rows, cfg.cols
+    if cfg.dataflow == "ws":
+        return {"order": "for N/C column tiles: for K/R row tiles: load R x C weights, "
+                         "stream M activation rows",
+                "tiles": [math.ceil(k / R), math.ceil(n / C)], "tile_cycles": cfg.tile_interval(m, k)}
+    return {"order": "for M/R row tiles: for N/C column tiles: K steps, then drain",
+            "tiles": [math.ceil(m / R), math.ceil(n / C)], "tile_cycles": cfg.tile_interval(m, k)}
 
 
 def _onchip(cfg: SystolicConfig, st: Step):
@@ -177,6 +190,7 @@ def systolic_steps(cfg: SystolicConfig, steps: list[Step], mem: Memory = Memory(
             note = "fused" if st.layer.kind == "relu" else "addressing only"
         elif st.gemm is None:
             note = f"vector unit, {cfg.cols} lanes"
+        tiling = None if st.gemm is None else {**_tiles(cfg, *st.gemm), **dram["where"]}
         reads["dram"], writes["dram"] = dram["read"], dram["write"]
         dbytes = dram["read"] + dram["write"]
         cycles = compute
@@ -187,7 +201,8 @@ def systolic_steps(cfg: SystolicConfig, steps: list[Step], mem: Memory = Memory(
             macs=macs, cycles=cycles, compute_cycles=compute, pes=cfg.rows * cfg.cols,
             reads=reads, writes=writes, dram_bytes=dbytes,
             energy=_energy(costs, macs, reads, writes), energy_unit=costs.unit,
-            energy_pj=_energy(HOROWITZ_45NM, macs, reads, writes), gemm=st.gemm, note=note))
+            energy_pj=_energy(HOROWITZ_45NM, macs, reads, writes), gemm=st.gemm, note=note,
+            tiling=tiling))
     return out
 
 

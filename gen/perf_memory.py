@@ -139,11 +139,14 @@ def _resident(steps: list[Step], mem: Memory, ab: int) -> tuple[list[bool], list
 
 
 def _dram(cfg, st: Step, mem: Memory, in_res: bool, out_res: bool,
-          w_res: bool = False) -> dict[str, int]:
-    """DRAM bytes of one costed step, read and written (see docs/perf.md)."""
+          w_res: bool = False) -> dict:
+    """DRAM bytes of one costed step, read and written (see docs/perf.md),
+    with where its input, weights, partial sums and output live."""
     ab, wb, cb = _bytes(cfg.a_width), _bytes(cfg.w_width), _bytes(cfg.acc_width)
     in_b, out_b = _elems(st.in_shape) * ab, _elems(st.out_shape) * ab
     rd = wr = 0
+    where = {"input": "on chip" if in_res else "DRAM once",
+             "output": "on chip" if out_res else "DRAM"}
     if st.gemm is None:
         rd += 0 if in_res else in_b
     else:
@@ -155,29 +158,38 @@ def _dram(cfg, st: Step, mem: Memory, in_res: bool, out_res: bool,
                 rd += in_b
             elif cfg.dataflow == "os" and mem.fits("act", R * k * ab):
                 rd += m * k * ab                      # im2col rows, once per row tile
+                where["input"] = "DRAM, im2col rows once"
             else:
                 rd += m * k * ab * nt                 # re-streamed for every column tile
-        w_bytes = k * n * wb + (n * cb if getattr(st.layer, "bias", False) else 0)
+                where["input"] = f"DRAM, im2col rows {nt}x"
+        bias = n * cb if getattr(st.layer, "bias", False) else 0
         if w_res:
-            pass                                      # loaded once, before the first sample
+            where["weights"] = "resident"             # loaded once, before the first sample
         elif cfg.dataflow == "ws" or mem.fits("weight", k * n * wb):
-            rd += w_bytes
+            rd += k * n * wb + bias
+            where["weights"] = "DRAM once"
         else:
-            rd += k * n * wb * mt + (n * cb if getattr(st.layer, "bias", False) else 0)
-        if cfg.dataflow == "ws" and kt > 1 and not mem.fits("out", m * C * cb):
-            spill = (kt - 1) * m * n * cb             # partial sums out and back in
-            rd += spill
-            wr += spill
+            rd += k * n * wb * mt + bias
+            where["weights"] = f"DRAM {mt}x"
+        where["psums"] = "in the array"
+        if cfg.dataflow == "ws" and kt > 1:
+            where["psums"] = "out buffer"
+            if not mem.fits("out", m * C * cb):
+                spill = (kt - 1) * m * n * cb         # partial sums out and back in
+                rd += spill
+                wr += spill
+                where["psums"] = "spilled to DRAM"
     wr += 0 if out_res else out_b
-    return {"read": rd, "write": wr}
+    return {"read": rd, "write": wr, "where": where}
 
 
 def dram_traffic(cfg: SystolicConfig, steps: list[Step], mem: Memory) -> list[dict[str, int]]:
-    """``{"read": bytes, "write": bytes}`` of DRAM for every step under ``mem``."""
+    """``{"read": bytes, "write": bytes, "where": {...}}`` of DRAM for every
+    step under ``mem`` (``where``: input, weights, psums, output placement)."""
     in_res, out_res = _resident(steps, mem, _bytes(cfg.a_width))
     w_res = mem.weight is not None and mem.weight >= weight_bytes(cfg, steps)
-    return [{"read": 0, "write": 0} if st.free else _dram(cfg, st, mem, in_res[i], out_res[i], w_res)
-            for i, st in enumerate(steps)]
+    return [{"read": 0, "write": 0, "where": {}} if st.free
+            else _dram(cfg, st, mem, in_res[i], out_res[i], w_res) for i, st in enumerate(steps)]
 
 
 def dram_bytes(cfg: SystolicConfig, steps: list[Step], mem: Memory) -> list[int]:

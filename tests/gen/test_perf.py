@@ -217,3 +217,18 @@ def test_eie_hook_uses_its_model():
     assert (fc.cycles, fc.macs, fc.pes) == (t.cycles, t.entries, 4)
     with pytest.raises(EngineUnavailable, match="fc layers only"):
         network_perf(Network("n", (1, 4, 4), [Conv2d("c", 2, (3, 3))]), engine="eie")
+
+
+def test_tiling_reports_the_loop_nest_and_placement():
+    import math as _m
+
+    for df in ("ws", "os"):
+        cfg = SystolicConfig(rows=4, cols=4, dataflow=df)
+        lp = gemm_perf(cfg, 10, 12, 40, Memory(act=8, weight=8, out=8))
+        assert _m.prod(lp.tiling["tiles"]) == cfg.tiles(10, 12, 40)
+        assert lp.tiling["tile_cycles"] == cfg.tile_interval(10, 12)
+        assert lp.tiling["psums"] == ("spilled to DRAM" if df == "ws" else "in the array")
+        assert lp.tiling["weights"] == ("DRAM once" if df == "ws" else "DRAM 3x")
+        assert lp.tiling["input"] == "DRAM, im2col rows 10x"
+        roomy = gemm_perf(cfg, 10, 12, 40, Memory(act=10_000, weight=10_000, out=10_000))
+        assert roomy.tiling["input"] == "DRAM once" and roomy.dram_bytes < lp.dram_bytes
