@@ -185,18 +185,31 @@ class AxiLiteRegsConfig(Config):
     def in_range(self, byte_addr: int) -> bool:
         return self.size == 0 or (byte_addr >> 2) % self.words < self.size
 
-    # -- timing against an always-ready master (docs/axi.md) --------------------
+    # -- timing (docs/axi.md) ---------------------------------------------------
     @property
     def write_latency(self) -> int:
-        """Cycles from the later of the AW and W handshakes to ``w_en`` (1),
-        and likewise from ``w_en`` to ``bvalid`` (1)."""
+        """Cycles from the handshake that completes a write's AW + W pair to
+        its ``bus.w_en`` pulse."""
         return 1
 
     @property
+    def write_response_latency(self) -> int:
+        """Cycles from the handshake that completes a write's AW + W pair to
+        ``bvalid``."""
+        return 2
+
+    @property
     def read_latency(self) -> int:
-        """Cycles from the AR handshake to ``rvalid``: ``r_en`` 1 cycle after
-        AR, ``r_data`` sampled 1 cycle after ``r_en``, ``rvalid`` 1 after that."""
+        """Cycles from the AR handshake to ``rvalid``: ``bus.r_en`` 1 cycle
+        after AR, ``bus.r_data`` sampled 1 cycle after ``r_en``, ``rvalid`` 1
+        cycle after that."""
         return 3
+
+    def transaction_cycles(self) -> tuple[int, int]:
+        """(write, read) cycles per transaction with a master that offers the
+        next one as soon as the previous response is taken: AW/W or AR
+        handshake, latency, response handshake."""
+        return self.write_response_latency + 1, self.read_latency + 1
 
 
 @dataclass(frozen=True)

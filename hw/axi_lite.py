@@ -2,9 +2,9 @@
 
 One transaction at a time.  A write needs both its AW and its W beat, which
 may arrive in either order (each is accepted as soon as it is offered and
-held); the cycle after both are held, ``bus.w_en`` pulses with ``bus.addr``,
-``bus.w_data`` and ``bus.w_strb``; the cycle after that ``bvalid`` rises and
-stays until ``bready``.  A read is accepted only while no write half is held
+held); the cycle after the handshake that completes the pair, ``bus.w_en``
+pulses with ``bus.addr``, ``bus.w_data`` and ``bus.w_strb``; the cycle after
+that ``bvalid`` rises and stays until ``bready``.  A read is accepted only while no write half is held
 or offered (writes win ties); ``bus.r_en`` pulses the cycle after the AR
 handshake, ``bus.r_data`` is sampled the cycle after ``r_en`` and presented
 on ``rdata`` with ``rvalid`` the cycle after that, held until ``rready``.
@@ -68,11 +68,13 @@ class AxiLiteRegs(wiring.Component):
         IDLE, WRITE, BRESP, READ, SAMPLE, RRESP = range(6)
         with m.If(state == IDLE):
             m.d.comb += [axil.awready.eq(~have_aw), axil.wready.eq(~have_w)]
-            with m.If(axil.awvalid & ~have_aw):
+            aw_fire = axil.awvalid & ~have_aw
+            w_fire = axil.wvalid & ~have_w
+            with m.If(aw_fire):
                 m.d.sync += [have_aw.eq(1), addr.eq(axil.awaddr[2:])]
-            with m.If(axil.wvalid & ~have_w):
+            with m.If(w_fire):
                 m.d.sync += [have_w.eq(1), w_data.eq(axil.wdata), w_strb.eq(axil.wstrb)]
-            with m.If(have_aw & have_w):
+            with m.If((have_aw | aw_fire) & (have_w | w_fire)):
                 m.d.sync += state.eq(WRITE)
             with m.Elif(~have_aw & ~have_w & ~axil.awvalid & ~axil.wvalid):
                 m.d.comb += axil.arready.eq(1)

@@ -7,8 +7,9 @@ Parameters (``sim.runner.tb_params()``): ``kind`` (``reader``, ``writer`` or
 AxiRam channel pauses in a cycle), ``err`` ([lo, hi) byte window where the
 RAM answers SLVERR, or null), ``expect_error`` (error_code bits expected
 after the case, then cleared) and ``check_cycles``.  A regs case has
-``ops`` (number of random reads/writes), ``pause`` and ``burst`` (issue them
-back to back without waiting).
+``ops`` (number of random reads/writes), ``pause``, ``burst`` (issue the
+writes back to back, then the reads) and ``mixed`` (writes and reads all at
+once, to disjoint words).
 
 Slave models nobody here wrote: cocotbext-axi's ``AxiRam`` (full AXI4) and
 ``AxiLiteMaster``.  Scoreboards: reads are compared word for word with the
@@ -269,22 +270,27 @@ async def _regs(dut, p):
         ops = []
         for _ in range(case["ops"]):
             word = prng.randrange(cfg.words)
+            if case.get("mixed"):  # writes to even words, reads of odd ones
+                word &= ~1
             if prng.random() < 0.5:
                 off = prng.randrange(4)
                 length = prng.randint(1, 4 - off)
                 ops.append(("w", word * 4 + off, prng.randbytes(length)))
             else:
-                ops.append(("r", word * 4, None))
+                ops.append(("r", (word | bool(case.get("mixed"))) * 4, None))
         w0, r0 = pulses["w"], pulses["r"]
-        if case.get("burst"):
-            # back to back: writes first (all queued at once), then reads
-            events = [master.init_write(a, d) for k, a, d in ops if k == "w"]
-            for e in events:
-                await e.wait()
-            wr = [(a, d) for k, a, d in ops if k == "w"]
-            for (a, d), e in zip(wr, events):
-                _apply(cfg, model, a, d, e.data.resp, label)
+        if case.get("burst") or case.get("mixed"):
+            # back to back: all writes queued at once, then (burst) or at the
+            # same time as (mixed) all reads; mixed reads other words, so the
+            # order between reads and writes does not matter
+            wr = [(a, d, master.init_write(a, d)) for k, a, d in ops if k == "w"]
+            if not case.get("mixed"):
+                for _, _, e in wr:
+                    await e.wait()
             reads = [(a, master.init_read(a, 4)) for k, a, d in ops if k == "r"]
+            for a, d, e in wr:
+                await e.wait()
+                _apply(cfg, model, a, d, e.data.resp, label)
             for a, e in reads:
                 await e.wait()
                 _check_read(cfg, model, a, e.data, label)

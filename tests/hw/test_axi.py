@@ -251,3 +251,98 @@ def test_writer_w_does_not_wait_for_awready():
         assert ctx.get(dut.m_axi.awvalid) and ctx.get(dut.m_axi.awaddr) == 0x100
         assert ctx.get(dut.busy)
     _run(dut, bench)
+
+
+@pytest.mark.parametrize("size", [0, 20])
+def test_axil_regs_timing_and_order(size):
+    """Random writes (AW/W in random order and gaps) and reads with random
+    bready/rready; exact cycles of w_en, bvalid, r_en, rvalid from the config;
+    a register file model behind the bus."""
+    cfg = AxiLiteRegsConfig(addr_width=7, size=size)
+    dut = AxiLiteRegs(cfg)
+    axil, bus = dut.axil, dut.bus
+    rng = random.Random(21 + size)
+    regs = [rng.getrandbits(32) for _ in range(cfg.words)]
+    model = list(regs)
+
+    async def bench(ctx):
+        t = 0
+        r_pending = None
+
+        async def step():
+            # one clock: the register file behind the bus reacts like RAM
+            nonlocal t, r_pending
+            ctx.set(bus.r_data, r_pending if r_pending is not None else rng.getrandbits(32))
+            r_pending = None
+            if ctx.get(bus.w_en):
+                a, strb, wd = ctx.get(bus.addr), ctx.get(bus.w_strb), ctx.get(bus.w_data)
+                mask = sum(0xFF << 8 * i for i in range(4) if strb >> i & 1)
+                regs[a] = (regs[a] & ~mask) | (wd & mask)
+                events.append(("w_en", t))
+            if ctx.get(bus.r_en):
+                r_pending = regs[ctx.get(bus.addr)]
+                events.append(("r_en", t))
+            await ctx.tick()
+            t += 1
+
+        for op in range(150):
+            events = []
+            start = t
+            addr = rng.randrange(cfg.words) * 4
+            ok = cfg.in_range(addr)
+            if rng.random() < 0.5:
+                data, strb = rng.getrandbits(32), rng.randrange(16)
+                aw_at, w_at = rng.randrange(4), rng.randrange(4)
+                done = {"aw": None, "w": None}
+                while done["aw"] is None or done["w"] is None:
+                    for ch, at, sets in (("aw", aw_at, [(axil.awaddr, addr)]),
+                                         ("w", w_at, [(axil.wdata, data), (axil.wstrb, strb)])):
+                        on = done[ch] is None and t - start >= at
+                        ctx.set(getattr(axil, f"{ch}valid"), on)
+                        for sig, v in sets:
+                            ctx.set(sig, v)
+                        if on and ctx.get(getattr(axil, f"{ch}ready")):
+                            done[ch] = t
+                    await step()
+                ctx.set(axil.awvalid, 0)
+                ctx.set(axil.wvalid, 0)
+                pair = max(done.values())
+                while not ctx.get(axil.bvalid):
+                    await step()
+                assert t - pair == cfg.write_response_latency, (op, t, pair)
+                for _ in range(rng.randrange(3)):  # bready low: bvalid holds
+                    await step()
+                    assert ctx.get(axil.bvalid)
+                assert ctx.get(axil.bresp) == (0 if ok else 2)
+                ctx.set(axil.bready, 1)
+                await step()
+                ctx.set(axil.bready, 0)
+                if ok:
+                    mask = sum(0xFF << 8 * i for i in range(4) if strb >> i & 1)
+                    model[addr >> 2] = (model[addr >> 2] & ~mask) | (data & mask)
+                    assert events == [("w_en", pair + cfg.write_latency)], events
+                else:
+                    assert events == []
+            else:
+                ctx.set(axil.araddr, addr + rng.randrange(4))
+                ctx.set(axil.arvalid, 1)
+                while not ctx.get(axil.arready):
+                    await step()
+                ar = t
+                await step()
+                ctx.set(axil.arvalid, 0)
+                while not ctx.get(axil.rvalid):
+                    await step()
+                assert t - ar == cfg.read_latency
+                want = model[addr >> 2] if ok else 0
+                for _ in range(rng.randrange(3)):  # rready low: rvalid, rdata hold
+                    await step()
+                    assert ctx.get(axil.rvalid) and ctx.get(axil.rdata) == want
+                assert ctx.get(axil.rdata) == want and ctx.get(axil.rresp) == (0 if ok else 2)
+                ctx.set(axil.rready, 1)
+                await step()
+                ctx.set(axil.rready, 0)
+                assert events == ([("r_en", ar + 1)] if ok else []), events
+            assert regs == model
+
+    _run(dut, bench)

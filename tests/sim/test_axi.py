@@ -78,6 +78,7 @@ def test_axi_writer(simulator):
 @pytest.mark.slow
 def test_axil_regs(simulator):
     cases = [dict(ops=40), dict(ops=40, pause=0.4), dict(ops=30, burst=True),
-             dict(ops=30, burst=True, pause=0.5), dict(ops=60, pause=0.2)]
+             dict(ops=30, burst=True, pause=0.5), dict(ops=40, mixed=True),
+             dict(ops=40, mixed=True, pause=0.3), dict(ops=60, pause=0.2)]
     run(AxiLiteRegs(REGS), "sim.tb.axi_tb", sim=simulator,
         params={"kind": "regs", "config": REGS.to_dict(), "seed": 13, "cases": cases})
