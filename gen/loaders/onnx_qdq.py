@@ -29,20 +29,13 @@ __all__ = ["step", "finish"]
 _PASS = ("Flatten", "Reshape", "Identity", "Dropout")
 
 
-def _const(imp, node, i, name):
-    c = imp.get(node, i, Const)
-    if c is None:
-        return None
-    return c
-
-
 def _act_params(imp, node, si, zi):
     """(scale, int8 zero point, was_uint8) of an activation quantization."""
-    s = _const(imp, node, si, "scale")
+    s = imp.get(node, si, Const)
     if s is None or s.value.size != 1 or not float(s.value.reshape(-1)[0]) > 0:
         imp.fail(node, "expected a positive per-tensor activation scale, got "
                  + ("nothing" if s is None else str(s.value.tolist())))
-    z = _const(imp, node, zi, "zero_point")
+    z = imp.get(node, zi, Const)
     if z is None:
         return float(s.value.reshape(-1)[0]), -128, True   # default zero point: uint8 0
     if z.value.dtype not in (np.int8, np.uint8) or z.value.size != 1:
@@ -147,7 +140,6 @@ def _on_int8(imp, node, act):
 
 def _qlinear(imp, node, act):
     op = node.op_type
-    a = imp.attrs(node)
     if op == "QLinearAveragePool":
         k, s = imp.check_pool(node)
         ys, yz, u8 = _act_params(imp, node, 3, 4)
@@ -169,7 +161,8 @@ def _qlinear(imp, node, act):
             bs = xs * np.broadcast_to(w.scale, b.value.shape)
             b = Const((b.value * bs).astype(np.float32), q=b.value, scale=bs,
                       zp=np.zeros(1, np.int64))
-        layer, _ = imp.float_op(_as(node, "Conv", [node.input[0], node.input[3]]), act)
+        # node.input[8] (bias) is optional: the float layer has a bias iff the model does.
+        layer, _ = imp.float_op(_as(node, "Conv", [node.input[0], node.input[3], *node.input[8:9]]), act)
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
         return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b)
@@ -180,8 +173,7 @@ def _qlinear(imp, node, act):
         w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
                            None if wz is None else wz.value, 1)
         ys, yz, _ = _act_params(imp, node, 6, 7)
-        imp.values["__w"] = Const(w.value)
-        layer, _ = imp.float_op(_as(node, "MatMul", [node.input[0], "__w"]), act)
+        layer, _ = imp.float_op(_as(node, "MatMul", [node.input[0], node.input[3]]), act)
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
         return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, trans=True)
@@ -245,8 +237,10 @@ def step(imp, node):
             imp.fail(node, "expected DequantizeLinear of a quantized tensor with its own scale and zero point")
         return Act(x.shape, "dq", xs, xz, dict(x.pending))
     if op in ("QLinearConv", "QLinearMatMul", "QLinearAveragePool"):
-        return _qlinear(imp, node, imp.get(node, 0, Act) if imp.get(node, 0, Act).state == "q"
-                        else imp.fail(node, "expected an int8 input tensor"))
+        act = imp.get(node, 0, Act)
+        if act.state != "q":
+            imp.fail(node, f"expected an int8 input tensor, got a {act.state} one")
+        return _qlinear(imp, node, act)
     act = imp.get(node, 0, Act)
     if act.state == "float":
         imp.fail(node, "expected a quantized input (QuantizeLinear first) in a quantized model")
