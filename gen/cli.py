@@ -325,14 +325,14 @@ def _cmd_infer(argv: list[str]) -> int:
         from sim.golden.qnet import run, run_float
 
         model = load_model(args.network)
+        if isinstance(model, Network) and (not model.has_weights or model.layer_inputs is not None):
+            raise NetworkError(args.network, "weights", "expected a network with weights to run, "
+                               "got none (timing only)")
         x = _load_npy(args.input, "--input")
         shape = tuple(model.input_shape)
         if x.shape != shape and x.shape[1:] != shape:
             raise UsageError(f"infer: {args.input}: expected shape {list(shape)} or [N, "
                              f"{', '.join(map(str, shape))}], got {list(x.shape)}")
-        if isinstance(model, Network) and (not model.has_weights or model.layer_inputs is not None):
-            raise NetworkError(args.network, "weights", "expected a network with weights to run, "
-                               "got none (timing only)")
         note = ""
         if args.float_:
             net = load_network(args.network) if isinstance(model, QuantizedNetwork) else model

@@ -97,3 +97,11 @@ def test_bad_arguments(tmp_path, capsys, args, msg):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and msg in err, err
     assert not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("net", ["examples/alexnet.toml", "examples/alexnet_scalesim.csv", "examples/minerva_mlp.toml"])
+def test_networks_without_weights_cannot_run(tmp_path, capsys, net):
+    np.save(tmp_path / "x.npy", np.zeros((1, 64)))
+    assert main(["infer", net, "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"nnloom: {net}: weights: expected a network with weights to run, got none (timing only)\n"
