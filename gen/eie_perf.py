@@ -13,7 +13,7 @@ Rules (per cycle, all decisions on the registers at the start of the cycle):
   issuing its last entry.  ``P`` holds the popped column's entry count; it is
   free when empty, when its column is empty (count 0, dropped), or when F
   takes it.  The queue pops into P when P is free.  Entries are written to the
-  accumulators ``mac_pipeline`` cycles after issue (D, B stages).
+  accumulators two cycles after issue (D, then B); the PE is busy until then.
 * The layer's compute phase ends in the first cycle in which every leaf has
   finished, the tree is empty and no PE holds work; write-out then takes
   :meth:`EIEConfig.writeout_cycles`.

@@ -158,6 +158,3 @@ class EIEConfig(Config):
         """Write-out: one accumulator row per cycle in every PE
         (``ceil(out_len / pes)`` rows) plus one cycle for the last write."""
         return math.ceil(out_len / self.pes) + 1
-
-    #: cycles from an entry's issue to its accumulator write (issue, decode, MAC)
-    mac_pipeline = 3

@@ -138,7 +138,8 @@ class EIEPE(wiring.Component):
 
         # -- activation queue ---------------------------------------------------
         q = m.submodules.queue = fifo.SyncFIFO(width=aw + iw, depth=cfg.queue_depth)
-        m.d.comb += [q.w_en.eq(self.bcast_valid), q.w_data.eq(Cat(self.bcast_value, self.bcast_index)),
+        m.d.comb += [q.w_en.eq(self.bcast_valid),
+                     q.w_data.eq(Cat(self.bcast_value, self.bcast_index)),
                      self.room.eq(q.w_rdy)]
         head_value = q.r_data[:aw].as_signed()
         head_index = q.r_data[aw:]
@@ -181,19 +182,20 @@ class EIEPE(wiring.Component):
         with m.Elif(f_active):
             m.d.sync += [f_cur.eq(f_cur + 1), f_first.eq(0), f_active.eq(f_cur + 1 != f_end)]
 
+        row_shift = ENTRIES_PER_ROW.bit_length() - 1  # position -> (row, entry in row)
         entries = Memory(shape=unsigned(64), depth=cfg.entry_rows, init=[])
         m.submodules.entries = entries
         wp_ent, rp_ent = entries.write_port(), entries.read_port()
         m.d.comb += [wp_ent.addr.eq(self.io_addr), wp_ent.data.eq(self.io_data),
                      wp_ent.en.eq(io_write(TARGET_ENTRY)),
-                     rp_ent.addr.eq(f_cur >> 3)]
+                     rp_ent.addr.eq(f_cur >> row_shift)]
 
         # -- D: decode ----------------------------------------------------------
         d_valid, d_first = Signal(), Signal()
-        d_sel = Signal(3)
+        d_sel = Signal(row_shift)
         d_value = Signal(cfg.act_shape)
         d_xprev = Signal(act_addr + 4)
-        m.d.sync += [d_valid.eq(f_active), d_first.eq(f_first), d_sel.eq(f_cur[:3]),
+        m.d.sync += [d_valid.eq(f_active), d_first.eq(f_first), d_sel.eq(f_cur[:row_shift]),
                      d_value.eq(f_value)]
         entry = rp_ent.data.word_select(d_sel, ENTRY_BITS)
         code, z = entry[:4], entry[4:8]

@@ -91,6 +91,7 @@ def test_levels_shape():
     assert EIEConfig(pes=17).lnzd_levels == [[4, 4, 4, 4, 1], [4, 1], [2]]
 
 
+@pytest.mark.filterwarnings("ignore:.*created but never used")
 def test_node_fanin_checked():
     with pytest.raises(ValueError, match="fanin"):
         LNZDNode(EIEConfig().bcast_layout, 5)

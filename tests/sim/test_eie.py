@@ -1,9 +1,13 @@
 """cocotb regression of the EIE cluster on its emitted Verilog: outputs bit-exact
 against the golden model on the encoding, cycles equal to the cycle model."""
 
+import numpy as np
 import pytest
 
+from gen.csc import decode, encode
+from gen.eie_perf import simulate_layer
 from hw.eie import EIECluster, EIEConfig
+from sim.golden.eie import dense_reference, spmv
 from sim.runner import run
 
 
@@ -17,7 +21,8 @@ def _cases(cfg):
         for wd, ad, rows, cols, relu, vp, rp in [
             (5, 100, big, big, False, 1.0, 1.0), (10, 10, big, big - 3, True, 0.7, 0.5),
             (20, 35, big - 1, big, False, 1.0, 0.3), (50, 60, 3 * N + 1, big, True, 0.5, 1.0),
-            (35, 100, big, 2 * N - 1, False, 1.0, 1.0), (50, 100, big // 2, big // 2, False, 0.9, 0.9)]]
+            (35, 100, big, 2 * N - 1, False, 1.0, 1.0),
+            (50, 100, big // 2, big // 2, False, 0.9, 0.9)]]
     return [
         dict(name="worked", layers=[dict(kind="worked", rows=8, cols=4)],
              act=dict(zero=(0, 2))),
@@ -62,11 +67,6 @@ def test_eie_cluster(name, simulator):
 def test_golden_on_encoding_matches_dense(seed):
     """The encoding walk (fillers, relative indices, wrap) equals a dense
     matrix-vector product on the decoded weights."""
-    import numpy as np
-
-    from gen.csc import decode, encode
-    from sim.golden.eie import dense_reference, spmv
-
     rng = np.random.default_rng(seed)
     cfg = EIEConfig(pes=1 + seed, act_width=12, frac_bits=3, acc_width=24)
     rows, cols = int(rng.integers(1, 80)), int(rng.integers(1, 40))
@@ -86,10 +86,6 @@ def test_cycle_model_closed_form(pes, depth, c):
     the PEs never starve after the fill, so compute = lnzd_depth + L * c + 7
     (leaf, tree, queue, pointer read, F load: lnzd_depth + 4 cycles of fill;
     D, B and the done check: 3 of drain) and efficiency -> 1 for long layers."""
-    import numpy as np
-
-    from gen.eie_perf import simulate_layer
-
     cfg = EIEConfig(pes=pes, queue_depth=depth)
     L = 3 * pes + 1
     t = simulate_layer(cfg, np.full((pes, L), c), np.ones(L, dtype=np.int64), 2 * pes)
@@ -102,10 +98,6 @@ def test_cycle_model_closed_form(pes, depth, c):
 def test_cycle_model_depth_one_queue(pes):
     """A full depth-1 queue cannot take a beat in the cycle it is popped, so
     one-entry columns are broadcast every other cycle: lnzd_depth + 2L + 6."""
-    import numpy as np
-
-    from gen.eie_perf import simulate_layer
-
     cfg = EIEConfig(pes=pes, queue_depth=1)
     L = 3 * pes + 1
     t = simulate_layer(cfg, np.ones((pes, L), dtype=np.int64), np.ones(L, dtype=np.int64), pes)
