@@ -36,7 +36,9 @@ class Budget:
     SB_MAC16); ``luts``: LUT4s; ``ffs``: flip-flops; ``bram_bits``: on-chip
     RAM bits (EBR and SPRAM); ``bram_block_bits``: allocation granule of one
     block (every buffer rounds up to whole blocks); ``clock_mhz``;
-    ``dram_bytes_per_cycle``: external memory bandwidth (> 0).
+    ``dram_bytes_per_cycle``: external memory bandwidth (> 0);
+    ``lut_multipliers``: may multipliers beyond ``dsps`` be built from LUTs
+    (False when the synthesis flow cannot cap DSP inference).
     """
 
     dsps: int
@@ -47,6 +49,7 @@ class Budget:
     dram_bytes_per_cycle: float
     family: str = "ecp5"
     bram_block_bits: int = 1
+    lut_multipliers: bool = True
 
     HARD = ("dsps", "luts", "ffs", "bram_bits")
 
@@ -61,6 +64,8 @@ class Budget:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise BoardError(f"budget: {name}: expected a number > 0, got {v!r}")
+        if not isinstance(self.lut_multipliers, bool):
+            raise BoardError(f"budget: lut_multipliers: expected true | false, got {self.lut_multipliers!r}")
         if self.family not in ("ecp5", "ice40"):
             raise BoardError(f"budget: family: expected ecp5 | ice40, got {self.family!r}")
 

@@ -111,6 +111,7 @@ def _cmd_demo(argv: list[str]) -> int:
 # -- plan --------------------------------------------------------------------
 
 _BUDGET_KEYS = ("dsps", "luts", "ffs", "bram_bits", "clock_mhz", "dram_bytes_per_cycle", "family")
+_BUDGET_OPTIONAL = ("bram_block_bits", "lut_multipliers")
 
 
 def _plan_args(argv):
@@ -118,7 +119,7 @@ def _plan_args(argv):
     p.add_argument("network", help="network description (.toml, .onnx, SCALE-Sim .csv)")
     p.add_argument("--board", help="board name (see gen.boards.BOARDS)")
     p.add_argument("--budget", help="explicit budget KEY=VALUE,... over "
-                   + ", ".join(_BUDGET_KEYS) + " (overrides --board's figures)")
+                   + ", ".join(_BUDGET_KEYS + _BUDGET_OPTIONAL) + " (overrides --board's figures)")
     p.add_argument("--engine", default="systolic", help="systolic | eyeriss | eie")
     p.add_argument("--array", help="fixed array size RxC (else planned)")
     p.add_argument("--dataflow", choices=("ws", "os"), help="fixed dataflow (else planned)")
@@ -138,11 +139,17 @@ def _plan_budget(args):
             for item in args.budget.split(","):
                 key, _, text = item.partition("=")
                 key = key.strip()
-                if key not in _BUDGET_KEYS or not text:
+                if key not in _BUDGET_KEYS + _BUDGET_OPTIONAL or not text:
                     raise UsageError(f"plan: --budget: {key or item}: expected KEY=VALUE with KEY "
-                                     f"in {', '.join(_BUDGET_KEYS)}, got {item!r}")
+                                     f"in {', '.join(_BUDGET_KEYS + _BUDGET_OPTIONAL)}, got {item!r}")
+                text = text.strip()
+                if key == "lut_multipliers":
+                    if text.lower() not in ("0", "1", "true", "false", "yes", "no"):
+                        raise UsageError(f"plan: --budget: {key}: expected true | false, got {text!r}")
+                    values[key] = text.lower() in ("1", "true", "yes")
+                    continue
                 try:
-                    values[key] = text.strip() if key == "family" else (
+                    values[key] = text if key == "family" else (
                         float(text) if key in ("clock_mhz", "dram_bytes_per_cycle") else int(text))
                 except ValueError:
                     raise UsageError(f"plan: --budget: {key}: expected a number, got {text!r}") from None

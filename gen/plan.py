@@ -133,7 +133,9 @@ def _best_buffers(cfg, steps, budget: Budget, bram_left: int):
 
 
 def _usage(cfg, budget: Budget, bufs: dict[str, int]) -> dict[str, int]:
-    return estimate(cfg, bufs, budget.dsps, budget.bram_block_bits, budget.family)
+    # without LUT multipliers every PE needs a DSP, and the DSP check rejects the rest
+    dsps = budget.dsps if budget.lut_multipliers else max(budget.dsps, cfg.rows * cfg.cols)
+    return estimate(cfg, bufs, dsps, budget.bram_block_bits, budget.family)
 
 
 def _minimum(budget: Budget, base: SystolicConfig, dataflows) -> tuple[Budget, dict]:

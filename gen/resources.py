@@ -23,7 +23,9 @@ Coefficients (:data:`COEFFS`) and where they come from:
   mux (drain / clear).
 * Result FIFO: ``fifo_depth`` x C x acc_width bits.  On ECP5 Yosys maps it to
   distributed RAM (TRELLIS_DPR16X4, 16 words x 4 bits, counted as 4 LUT4
-  each, nextpnr's TRELLIS_COMB); on iCE40 to block RAM.
+  each, nextpnr's TRELLIS_COMB).  The iCE40 has no distributed RAM and the
+  FIFO is too shallow for an EBR: flip-flops, plus a read multiplexer of
+  ceil(depth / 2) LUT4 per bit.
 * Controller, DMA and bus glue: ``ctrl_luts`` / ``ctrl_ffs``, a round figure
   for a DNN-Weaver-style instruction controller with one AXI master; to be
   replaced by synthesis figures when the accelerator top exists.
@@ -41,8 +43,19 @@ array      LUT4-eq     model       FF         model
 8x8 WS     2908        3072        4585       4860
 =========  ==========  ==========  =========  ========
 
-(model = this estimate without the controller and vector unit).  The model
-stays above synthesis, so a plan that fits the estimate fits the device.
+and ``synth_ice40 -dsp`` (LUT4 = SB_LUT4; FF = every SB_DFF*):
+
+=========  ==========  ==========  =========  ========
+array      LUT4        model       FF         model
+=========  ==========  ==========  =========  ========
+2x2 WS     220         352         370        605
+4x4 WS     1259        1280        2165       2342
+4x4 OS     1753        1792        3452       3670
+=========  ==========  ==========  =========  ========
+
+(model = :func:`array_estimate`, without the controller and vector unit;
+DSPs = R x C MULT18X18D / SB_MAC16 in every case).  The model stays above
+synthesis, so a plan that fits the estimate fits the device.
 """
 
 from __future__ import annotations
@@ -85,12 +98,12 @@ def array_estimate(cfg: SystolicConfig, dsps_available: int, family: str = "ecp5
     skew += acc * C * (C - 1) // 2                       # deskew of the results
     luts = pes * pe_luts + math.ceil(lut_mults * COEFFS["lut_per_mult_bit"] * a * w)
     ffs = pes * pe_ffs + skew + C * a                     # + the output register row
-    fifo_bits, ram_bits = cfg.fifo_depth * C * acc, 0
     if family == "ecp5":                                  # distributed RAM, 16 x 4 per DPR16X4
         luts += 4 * math.ceil(cfg.fifo_depth / 16) * math.ceil(C * acc / 4)
-    else:
-        ram_bits = math.ceil(fifo_bits / block_bits) * block_bits
-    return {"dsps": dsps, "luts": int(luts), "ffs": int(ffs), "bram_bits": int(ram_bits),
+    else:                                                 # flip-flops and a read mux
+        ffs += cfg.fifo_depth * C * acc
+        luts += C * acc * math.ceil(cfg.fifo_depth / 2)
+    return {"dsps": dsps, "luts": int(luts), "ffs": int(ffs), "bram_bits": 0,
             "lut_mults": lut_mults}
 
 

@@ -138,3 +138,11 @@ def test_onnx_model_plans(tmp_path):
     assert main(["plan", str(path), "--board", "icebreaker", "-o", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["totals"]["macs"] == net.macs()
+
+
+def test_budget_without_lut_multipliers(tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["plan", str(MINERVA), "--board", "icebreaker", "--budget", "lut_multipliers=false",
+                 "-o", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["usage"]["lut_mults"] == 0 and r["budget"]["lut_multipliers"] is False

@@ -34,7 +34,8 @@ budgets = st.builds(
     Budget, dsps=_amount(2, 200), luts=_amount(1500, 60_000), ffs=_amount(1500, 60_000),
     bram_bits=_amount(80_000, 1 << 21), clock_mhz=st.sampled_from([12.0, 25.0, 100.0]),
     dram_bytes_per_cycle=st.sampled_from([0.25, 2.0, 16.0]),
-    family=st.sampled_from(["ecp5", "ice40"]), bram_block_bits=st.sampled_from([1, 4096, 18432]))
+    family=st.sampled_from(["ecp5", "ice40"]), bram_block_bits=st.sampled_from([1, 4096, 18432]),
+    lut_multipliers=st.booleans())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,13 +122,19 @@ def test_resource_estimate():
     short = array_estimate(cfg, 10)
     assert (full["dsps"], full["lut_mults"]) == (24, 0) and (short["dsps"], short["lut_mults"]) == (10, 14)
     assert short["luts"] - full["luts"] == round(14 * COEFFS["lut_per_mult_bit"] * 64)
-    # ECP5: the result FIFO in distributed RAM (LUTs); iCE40: in block RAM
-    assert array_estimate(cfg, 100, "ice40")["bram_bits"] == cfg.fifo_depth * 6 * 32
-    assert array_estimate(cfg, 100, "ecp5")["bram_bits"] == 0
+    # ECP5: the result FIFO in distributed RAM (LUTs); iCE40: in flip-flops
+    ice, ecp = array_estimate(cfg, 100, "ice40"), array_estimate(cfg, 100, "ecp5")
+    assert ice["ffs"] - ecp["ffs"] == cfg.fifo_depth * 6 * 32
+    assert ice["bram_bits"] == ecp["bram_bits"] == 0
     # never below yosys synth_ecp5 of the array (LUT4 + 2 CCU2C + 4 DPR16X4, FFs): docs in gen.resources
     for (n, df), (luts, ffs) in {(4, "ws"): (570, 1013), (4, "os"): (1094, 1916),
                                   (8, "ws"): (2908, 4585)}.items():
         est = array_estimate(SystolicConfig(rows=n, cols=n, dataflow=df), 156)
+        assert est["dsps"] == n * n and est["luts"] >= luts and est["ffs"] >= ffs
+    # and yosys synth_ice40 -dsp (SB_LUT4, every SB_DFF*)
+    for (n, df), (luts, ffs) in {(2, "ws"): (220, 370), (4, "ws"): (1259, 2165),
+                                  (4, "os"): (1753, 3452)}.items():
+        est = array_estimate(SystolicConfig(rows=n, cols=n, dataflow=df), 156, "ice40")
         assert est["dsps"] == n * n and est["luts"] >= luts and est["ffs"] >= ffs
 
 
@@ -156,3 +163,12 @@ def test_minimum_respects_the_dataflow_restriction():
         assert plan(MLP, m, dataflows=(df,)).config.dataflow == df
         with pytest.raises(PlanError):
             plan(MLP, m.replace(luts=m.luts - 1), dataflows=(df,))
+
+
+def test_without_lut_multipliers_every_pe_has_a_dsp():
+    b = BOARDS["icebreaker"].budget.replace(lut_multipliers=False)
+    p = plan(CNN, b)
+    assert p.usage["lut_mults"] == 0 and p.config.rows * p.config.cols <= b.dsps
+    with pytest.raises(PlanError) as info:
+        plan(CNN, b.replace(dsps=0))
+    assert info.value.minimum.dsps == 1
