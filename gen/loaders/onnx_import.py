@@ -93,9 +93,12 @@ class Importer:
 
         return {a.name: oh.get_attribute_value(a) for a in node.attribute}
 
-    def get(self, node, i, want=None):
+    def get(self, node, i, want=None, optional=False):
+        """Value of input ``i``; ``want``: Const or Act; a missing input fails unless optional."""
         if i >= len(node.input) or not node.input[i]:
-            return None
+            if optional:
+                return None
+            self.fail(node, f"expected input {i}, got nothing")
         v = self.values.get(node.input[i])
         if v is None:
             self.fail(node, f"expected input {node.input[i]!r} to be computed earlier, got an unknown tensor")
@@ -154,9 +157,10 @@ class Importer:
             if self.attrs(node).get("axis", 1) != 1:
                 self.fail(node, f"expected axis = 1, got {self.attrs(node)['axis']}")
             return
-        shape = self.get(node, 1, Const).value.tolist()
+        value = self.get(node, 1, Const).value
         flat = int(np.prod(act.shape))
-        if len(shape) != 2 or shape[1] not in (-1, flat) or shape[0] not in (-1, 0, 1):
+        shape = value.tolist() if value.ndim == 1 and np.issubdtype(value.dtype, np.integer) else value
+        if not isinstance(shape, list) or len(shape) != 2 or shape[1] not in (-1, flat) or shape[0] not in (-1, 0, 1):
             self.fail(node, f"expected a reshape to [N, -1] or [N, {flat}], got {shape}")
 
     # -- float operators -------------------------------------------------------
@@ -165,7 +169,7 @@ class Importer:
         op = node.op_type
         if op == "Conv":
             w = self.get(node, 1, Const)
-            b = self.get(node, 2, Const)
+            b = self.get(node, 2, Const, optional=True)
             stride, pad = self.check_conv(node, w.value)
             layer = Conv2d(self.name(node, "conv"), w.value.shape[0], tuple(w.value.shape[2:]),
                            stride=stride, padding=pad, bias=b is not None)
@@ -182,7 +186,7 @@ class Importer:
             if len(act.shape) != 1 or wt.ndim != 2 or wt.shape[1] != act.shape[0]:
                 self.fail(node, f"expected a flat input and a [{act.shape[0] if act.shape else '?'}, out] "
                           f"weight, got input {list(act.shape)} and weight {list(w.value.shape)}")
-            b = self.get(node, 2, Const)
+            b = self.get(node, 2, Const, optional=True)
             layer = Dense(self.name(node, "fc"), wt.shape[0], bias=True)
             return layer, {"w": w, "b": b, "trans": not trans}
         if op == "Relu":

@@ -35,7 +35,7 @@ def _act_params(imp, node, si, zi):
     if s is None or s.value.size != 1 or not float(s.value.reshape(-1)[0]) > 0:
         imp.fail(node, "expected a positive per-tensor activation scale, got "
                  + ("nothing" if s is None else str(s.value.tolist())))
-    z = imp.get(node, zi, Const)
+    z = imp.get(node, zi, Const, optional=True)
     if z is None:
         return float(s.value.reshape(-1)[0]), -128, True   # default zero point: uint8 0
     if z.value.dtype not in (np.int8, np.uint8) or z.value.size != 1:
@@ -150,11 +150,11 @@ def _qlinear(imp, node, act):
     if op == "QLinearConv":
         xs, xz, _ = _act_params(imp, node, 1, 2)
         w = imp.get(node, 3, Const)
-        wz = imp.get(node, 5, Const)
+        wz = imp.get(node, 5, Const, optional=True)
         w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
                            None if wz is None else wz.value, 0)
         ys, yz, _ = _act_params(imp, node, 6, 7)
-        b = imp.get(node, 8, Const)
+        b = imp.get(node, 8, Const, optional=True)
         if b is not None:
             if b.value.dtype != np.int32:
                 imp.fail(node, f"expected an int32 bias, got {b.value.dtype}")
@@ -169,7 +169,7 @@ def _qlinear(imp, node, act):
     if op == "QLinearMatMul":
         xs, xz, _ = _act_params(imp, node, 1, 2)
         w = imp.get(node, 3, Const)
-        wz = imp.get(node, 5, Const)
+        wz = imp.get(node, 5, Const, optional=True)
         w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
                            None if wz is None else wz.value, 1)
         ys, yz, _ = _act_params(imp, node, 6, 7)
@@ -197,7 +197,7 @@ def step(imp, node):
         x = imp.get(node, 0)
         if isinstance(x, Const):
             s = imp.get(node, 1, Const).value
-            z = imp.get(node, 2, Const)
+            z = imp.get(node, 2, Const, optional=True)
             dt = np.uint8 if z is None else z.value.dtype
             lo, hi = np.iinfo(dt).min, np.iinfo(dt).max
             axis = imp.attrs(node).get("axis", 1)
@@ -226,7 +226,7 @@ def step(imp, node):
         x = imp.get(node, 0)
         if isinstance(x, Const):
             s = imp.get(node, 1, Const).value.reshape(-1)
-            z = imp.get(node, 2, Const)
+            z = imp.get(node, 2, Const, optional=True)
             q = x.q if x.q is not None else x.value
             if not np.issubdtype(q.dtype, np.integer):
                 imp.fail(node, f"expected an integer initializer, got {q.dtype}")

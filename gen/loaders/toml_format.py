@@ -65,7 +65,7 @@ def _layer(src, i, spec):
     if not isinstance(spec, dict):
         raise NetworkError(src, where, f"expected a table, got {spec!r}")
     kind = spec.get("type")
-    if kind not in LAYER_KEYS:
+    if not isinstance(kind, str) or kind not in LAYER_KEYS:
         raise NetworkError(src, f"{where}.type",
                            f"expected one of {', '.join(LAYER_KEYS)}, got {kind!r}")
     keys = LAYER_KEYS[kind]

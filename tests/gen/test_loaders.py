@@ -213,3 +213,74 @@ def test_malformed_other(name, tmp_path, capsys, x_npy):
 def test_missing_file(tmp_path, capsys, x_npy):
     path = tmp_path / "absent.toml"
     _check_one_line(capsys, ["infer", str(path), "--input", x_npy, "-o", str(tmp_path / "y.npy")], path, "file")
+
+
+# -- fuzz: random graphs and documents fail with a NetworkError, never anything else --
+
+FUZZ_OPS = {"Conv": 3, "Gemm": 3, "MatMul": 2, "Add": 2, "Relu": 1, "MaxPool": 1, "AveragePool": 1,
+            "Flatten": 1, "Reshape": 2, "Identity": 1, "QuantizeLinear": 3, "DequantizeLinear": 3,
+            "QLinearConv": 9, "QLinearMatMul": 8, "QLinearAveragePool": 5, "Softmax": 1}
+FUZZ_ATTRS = [{}, {"kernel_shape": [2, 2]}, {"kernel_shape": [3, 3], "strides": [2, 2]},
+              {"pads": [1, 1, 1, 1], "kernel_shape": [3, 3]}, {"transB": 1}, {"axis": 0}, {"group": 2}]
+
+
+def _random_graph(rng):
+    in_shape = [1, 2, 6, 6] if rng.random() < 0.6 else [1, 8]
+    nodes, inits, cur = [], {}, "x"
+    for i in range(int(rng.integers(1, 5))):
+        op = str(rng.choice(list(FUZZ_OPS)))
+        ins = [cur]
+        for j in range(1, FUZZ_OPS[op]):
+            if rng.random() < 0.15:
+                ins.append("")
+                continue
+            dtype = [np.float32, np.int8, np.uint8, np.int32, np.int64][int(rng.integers(5))]
+            shape = [int(v) for v in rng.integers(1, 5, int(rng.integers(0, 5)))]
+            inits[f"i{i}_{j}"] = (rng.normal(size=shape) * 3).astype(dtype)
+            ins.append(f"i{i}_{j}")
+        while ins[-1] == "":
+            ins.pop()
+        nodes.append(oh.make_node(op, ins, [f"t{i}"], name=f"n{i}",
+                                  domain="com.microsoft" if op.startswith("QLinearAv") else "",
+                                  **FUZZ_ATTRS[int(rng.integers(len(FUZZ_ATTRS)))]))
+        cur = f"t{i}"
+    g = oh.make_graph(nodes, "fuzz", [oh.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                      [oh.make_tensor_value_info(cur, TensorProto.FLOAT, None)],
+                      [nh.from_array(v, k) for k, v in inits.items()])
+    return oh.make_model(g, opset_imports=[oh.make_opsetid("", 17), oh.make_opsetid("com.microsoft", 1)],
+                         ir_version=8)
+
+
+def test_random_onnx_graphs_fail_cleanly(tmp_path):
+    rng = np.random.default_rng(2026)
+    path = tmp_path / "f.onnx"
+    for n in range(300):
+        onnx.save(_random_graph(rng), str(path))
+        for load in (load_network, load_model):
+            try:
+                load(path)
+            except NetworkError:
+                pass
+            except Exception as e:  # noqa: BLE001 - the point of the test
+                pytest.fail(f"graph {n} (seed 2026): {type(e).__name__}: {e}")
+
+
+def test_random_toml_values_fail_cleanly(tmp_path):
+    rng = np.random.default_rng(7)
+    keys = ["out_channels", "kernel", "stride", "padding", "bias", "name", "out", "type"]
+    values = ["0", "-1", "3", "99", "1.5", '"x"', "true", "[]", "[3]", "[3, 3]", "[1, 2, 3]", "{a = 1}",
+              '"conv"', '"fc"', '"maxpool"', '"flatten"']
+    path = tmp_path / "f.toml"
+    for n in range(300):
+        layers = []
+        for _ in range(int(rng.integers(1, 4))):
+            body = {k: values[int(rng.integers(len(values)))] for k in rng.choice(keys, 3, replace=False)}
+            layers.append("[[layers]]\n" + "".join(f"{k} = {v}\n" for k, v in body.items()))
+        shape = ["[1, 8, 8]", "[64]", "[0]", "64", "[1, 2]"][int(rng.integers(5))]
+        path.write_text(f"[input]\nshape = {shape}\n" + "".join(layers))
+        try:
+            load_network(path)
+        except NetworkError:
+            pass
+        except Exception as e:  # noqa: BLE001
+            pytest.fail(f"document {n} (seed 7): {type(e).__name__}: {e}\n{path.read_text()}")
