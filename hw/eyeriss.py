@@ -1,0 +1,7 @@
+"""Eyeriss row-stationary engine: the PE (:mod:`hw.eyeriss_pe`) and the PE
+array with its global buffer and counters (:mod:`hw.eyeriss_array`)."""
+
+from .eyeriss_array import EyerissArray
+from .eyeriss_pe import EyerissConfig, EyerissPE
+
+__all__ = ["EyerissConfig", "EyerissPE", "EyerissArray"]

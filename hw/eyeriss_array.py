@@ -1,0 +1,312 @@
+"""Eyeriss row-stationary PE array with its global buffer and access counters.
+
+``rows`` x ``cols`` (H x W) :class:`~hw.eyeriss_pe.EyerissPE` run a
+convolution layer's R x E PE set in lock-step passes.  The layer and its
+mapping arrive on the ``layer`` port (filled by :mod:`gen.eyeriss_map`):
+
+* PE row i holds filter row ``row_r[i]`` of replica ``row_k[i]``; a replica
+  is one R-row copy of the PE set working on its own ``q`` channels, so
+  ``rv = H // R`` replicas cover ``rv*q`` channels per pass (replication);
+  the column sums add them up with the filter rows.
+* PE column j computes output row ``e0 + j``; an output height E > W is cut
+  into strips of W columns that run one after the other (folding).
+
+Phases (the cycle of each is exact; :func:`gen.eyeriss_map.predict` adds
+them up):
+
+``LOAD``  the padded ifmap (C x Hp x Wp words, row-major) arrives on ``inp``
+          and is written to the ifmap global buffer.
+``FILT``  per pass (filter group m0, strip e0, channel group c0): the weights
+          of every active PE row, ``p*q*S`` words each in spad order, arrive
+          on ``inp`` (from DRAM) and are broadcast along the row.
+then per output column x < F:
+``DELIV`` every ifmap row that a PE of the set needs is read from the global
+          buffer, the new window positions only (S at x = 0, min(U, S) after),
+          and multicast to every PE whose tag (replica, U*j + r) matches: the
+          diagonal reuse of the RS dataflow.  One word per cycle.
+``MAC``   one cycle to start the PEs, then ``p*q*S + mac_latency`` cycles
+          (eight states in all, so the state's cases are complete).
+``WB``    for each filter f < p and column j: the column's psums, summed up
+          the PE column, plus the psum from the global buffer (not on the
+          first channel pass), written back to the psum buffer.  One per cycle.
+``NEXT``  one cycle to step x or the pass counters.
+``OUT``   the M x E x F psums leave on ``result`` in that order.
+
+Counters (``cnt_*``, cleared on ``start``): MACs, gated MACs, scratchpad
+reads and writes, inter-PE (array) transfers, global-buffer reads and writes,
+and ``cnt_cycles`` (cycles with ``busy`` high).  Integer semantics: those of
+the PE; psums wrap at ``acc_width`` bits in the PE, the column sum and the
+buffer.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .eyeriss_pe import EyerissConfig, EyerissPE, select
+
+__all__ = ["EyerissArray"]
+
+
+class EyerissArray(wiring.Component):
+    """H x W row-stationary PE array (see the module docstring).
+
+    Parameters: an :class:`~hw.eyeriss_pe.EyerissConfig`.
+
+    Members:
+      ``layer`` (In, ``config.layer_layout``): held stable while ``busy``;
+      ``start`` (In): begin a layer when idle; ``busy`` (Out);
+      ``inp`` (In, stream of ``data_width``-bit words): ifmap then weights;
+      ``result`` (Out, stream of ``acc_width``-bit psums);
+      ``cnt_<name>`` (Out, ``counter_width`` bits) for each name in
+      ``config.counter_names`` and ``cnt_cycles``.
+    """
+
+    def __init__(self, config: EyerissConfig):
+        if not isinstance(config, EyerissConfig):
+            raise TypeError(f"config must be an EyerissConfig, not {config!r}")
+        self.config = cfg = config
+        members = {
+            "layer": In(cfg.layer_layout), "start": In(1), "busy": Out(1),
+            "inp": In(stream.Signature(cfg.data_shape)),
+            "result": Out(stream.Signature(cfg.acc_shape)),
+        }
+        for name in cfg.counter_names + ("cycles",):
+            members[f"cnt_{name}"] = Out(cfg.counter_width)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        cfg = self.config
+        H, W = cfg.rows, cfg.cols
+        L = self.layer
+        m = Module()
+        d = unsigned(cfg.dim_width)
+        big = unsigned(2 * cfg.dim_width + 8)
+
+        pes = [[EyerissPE(cfg) for _ in range(W)] for _ in range(H)]
+        for i in range(H):
+            for j in range(W):
+                m.submodules[f"pe_{i}_{j}"] = pes[i][j]
+                m.d.comb += [pes[i][j].p.eq(L.p), pes[i][j].q.eq(L.q), pes[i][j].s.eq(L.s)]
+
+        gif = m.submodules.glb_ifmap = Memory(shape=cfg.data_shape, depth=cfg.glb_ifmap, init=[])
+        gif_w, gif_r = gif.write_port(), gif.read_port()
+        gps = m.submodules.glb_psum = Memory(shape=cfg.acc_shape, depth=cfg.glb_psum, init=[])
+        gps_w, gps_r = gps.write_port(), gps.read_port()
+        m.d.comb += [gif_r.en.eq(0), gps_r.en.eq(0)]
+
+        # Pass and loop state.
+        mg, es, cp = Signal(d), Signal(d), Signal(d)
+        m0, e0, c0, ue0 = Signal(d), Signal(d), Signal(d), Signal(big)
+        x, ux, pos0, nn, wp = Signal(d), Signal(big), Signal(big), Signal(d), Signal(d)
+        k, kq, cc, ccs, j, r, t, ts = (Signal(d, name=n) for n in
+                                        ("k", "kq", "cc", "ccs", "j", "r", "t", "ts"))
+        row, w, n = Signal(d), Signal(range(cfg.filter_spad + 1)), Signal(range(cfg.glb_ifmap + 1))
+        f = Signal(range(cfg.psum_spad + 1))
+        cnt = Signal(range(cfg.filter_spad + 2))
+        n_ps = Signal(range(cfg.glb_psum + 1))
+
+        last_cp = cp + 1 == L.n_cpass
+        reps = Signal(d)          # replicas in this pass (A)
+        wa = Signal(d)            # columns in this strip (Wa)
+        m.d.comb += [reps.eq(Mux(last_cp, L.a_last, L.rv)),
+                     wa.eq(Mux(es + 1 == L.n_estrip, L.wa_last, W))]
+        row_act = [Signal(name=f"row_act_{i}") for i in range(H)]
+        col_act = [Signal(name=f"col_act_{jj}") for jj in range(W)]
+        m.d.comb += [row_act[i].eq(L.row_k[i] < reps) for i in range(H)]
+        m.d.comb += [col_act[jj].eq(jj < wa) for jj in range(W)]
+        pqs = Signal(range(cfg.filter_spad + 1))
+        m.d.comb += pqs.eq(L.p * L.q * L.s)
+
+        # Stage-2 registers of the buffer reads (delivery and write-back).
+        dv, dk, dy, dslot = Signal(), Signal(d), Signal(big), Signal(range(cfg.ifmap_spad + 1))
+        wv, wf, wj, wacc = Signal(), Signal(range(cfg.psum_spad)), Signal(range(W)), Signal()
+        waddr = Signal(range(cfg.glb_psum))
+        m.d.sync += [dv.eq(0), wv.eq(0)]
+        macgo = Signal()
+        f_we_row = Signal(range(H + 1))
+        f_we = Signal()
+        ovalid = Signal()
+
+        # Events counted this cycle (summed into the counters below).
+        inc = {name: [] for name in cfg.counter_names}
+        col_y = [L.col_y[jj] for jj in range(W)]
+        for i in range(H):
+            for jj in range(W):
+                pe = pes[i][jj]
+                match = dv & (L.row_k[i] == dk) & (col_y[jj] + L.row_r[i] == dy) & col_act[jj]
+                fw = f_we & (f_we_row == i) & col_act[jj]
+                m.d.comb += [
+                    pe.f_we.eq(fw), pe.f_addr.eq(w), pe.f_data.eq(self.inp.payload),
+                    pe.i_we.eq(match), pe.i_addr.eq(dslot), pe.i_data.eq(gif_r.data),
+                    pe.start.eq(macgo & row_act[i] & col_act[jj]), pe.base.eq(wp),
+                    pe.psum_sel.eq(wf),
+                ]
+                inc["macs"].append(pe.ev_mac)
+                inc["gated"].append(pe.ev_gated)
+                inc["spad_reads"] += [pe.ev_ird, pe.ev_mac, pe.ev_prd]
+                inc["spad_writes"] += [pe.ev_pwr, fw, match]
+                inc["array"] += [fw, match]
+
+        # Column sums: the psums of the active rows, accumulated up each column.
+        colsum = []
+        for jj in range(W):
+            acc = Signal(cfg.acc_shape, name=f"colsum_{jj}")
+            m.d.comb += acc.eq(sum(Mux(row_act[i], pes[i][jj].psum_out, 0) for i in range(H)))
+            colsum.append(acc)
+        wsum = select(m, colsum, wj, "wb_colsum")
+        m.d.comb += [gps_w.addr.eq(waddr), gps_w.data.eq(wsum + Mux(wacc, gps_r.data, 0)),
+                     gps_w.en.eq(wv)]
+        active_rows = sum(row_act)
+        wb_reads = Signal(range(H + 1))
+        m.d.comb += wb_reads.eq(Mux(wv, active_rows, 0))
+        inc["spad_reads"].append(wb_reads)
+        inc["array"].append(Mux(wv & (active_rows != 0), active_rows - 1, 0))
+        inc["glb_writes"].append(wv)
+        m.d.sync += [dslot.eq(ccs + ts)]
+
+
+        in_fire = self.inp.valid & self.inp.ready
+        glb_rd = Signal()
+        inc["glb_reads"].append(glb_rd)
+
+        def to_x0():
+            m.d.sync += [x.eq(0), ux.eq(0), pos0.eq(0), nn.eq(L.s), wp.eq(0)]
+            start_deliv()
+
+        def start_deliv():
+            m.d.sync += [k.eq(0), kq.eq(0), cc.eq(0), ccs.eq(0), j.eq(0), r.eq(0), t.eq(0)]
+
+        # The controller's state, decoded with If/Elif (not Switch) so that
+        # the emitted Verilog has no incomplete ``case`` on it.
+        states = ("IDLE", "LOAD", "FILT", "DELIV", "MAC", "WB", "NEXT", "OUT")
+        state = Signal(range(len(states)), name="ctl_state")
+        S = {name: n for n, name in enumerate(states)}
+        with m.If(state == S["IDLE"]):
+            with m.If(self.start):
+                m.d.sync += [n.eq(0), mg.eq(0), es.eq(0), cp.eq(0), m0.eq(0), e0.eq(0),
+                             c0.eq(0), ue0.eq(0)]
+                m.d.sync += state.eq(S["LOAD"])
+        with m.Elif(state == S["LOAD"]):
+            m.d.comb += [self.busy.eq(1), self.inp.ready.eq(1),
+                         gif_w.en.eq(in_fire), gif_w.addr.eq(n), gif_w.data.eq(self.inp.payload)]
+            inc["glb_writes"].append(in_fire & (state == S["LOAD"]))
+            with m.If(in_fire):
+                m.d.sync += n.eq(n + 1)
+                with m.If(n + 1 == L.c * L.hp * L.wp):
+                    m.d.sync += [k.eq(0), r.eq(0), row.eq(0), w.eq(0)]
+                    m.d.sync += state.eq(S["FILT"])
+        with m.Elif(state == S["FILT"]):
+            m.d.comb += [self.busy.eq(1), self.inp.ready.eq(1), f_we.eq(in_fire),
+                         f_we_row.eq(row)]
+            with m.If(in_fire):
+                with m.If(w + 1 < pqs):
+                    m.d.sync += w.eq(w + 1)
+                with m.Else():
+                    m.d.sync += [w.eq(0), row.eq(row + 1)]
+                    with m.If(r + 1 < L.r):
+                        m.d.sync += r.eq(r + 1)
+                    with m.Else():
+                        m.d.sync += r.eq(0)
+                        with m.If(k + 1 < reps):
+                            m.d.sync += k.eq(k + 1)
+                        with m.Else():
+                            to_x0()
+                            m.d.sync += state.eq(S["DELIV"])
+        with m.Elif(state == S["DELIV"]):
+            m.d.comb += [self.busy.eq(1), glb_rd.eq(1), gif_r.en.eq(1),
+                         gif_r.addr.eq(((c0 + kq + cc) * L.hp + ue0 + select(m, col_y, j, "dl_coly")
+                                        + r) * L.wp + pos0 + t)]
+            tsum = Signal(big)
+            m.d.comb += tsum.eq(wp + t)
+            m.d.comb += ts.eq(Mux(tsum >= L.s, tsum - L.s, tsum))
+            m.d.sync += [dv.eq(1), dk.eq(k), dy.eq(select(m, col_y, j, "dl_coly2") + r)]
+            with m.If(t + 1 < nn):
+                m.d.sync += t.eq(t + 1)
+            with m.Else():
+                m.d.sync += t.eq(0)
+                with m.If(r + 1 < L.r):
+                    m.d.sync += r.eq(r + 1)
+                with m.Elif(j + 1 < wa):
+                    m.d.sync += [j.eq(j + 1), r.eq(L.rstart)]
+                with m.Else():
+                    m.d.sync += [j.eq(0), r.eq(0)]
+                    with m.If(cc + 1 < L.q):
+                        m.d.sync += [cc.eq(cc + 1), ccs.eq(ccs + L.s)]
+                    with m.Else():
+                        m.d.sync += [cc.eq(0), ccs.eq(0)]
+                        with m.If(k + 1 < reps):
+                            m.d.sync += [k.eq(k + 1), kq.eq(kq + L.q)]
+                        with m.Else():
+                            wsum2 = Signal(big)
+                            m.d.comb += wsum2.eq(wp + nn)
+                            m.d.sync += wp.eq(Mux(wsum2 >= L.s, wsum2 - L.s, wsum2))
+                            m.d.sync += cnt.eq(0)
+                            m.d.sync += state.eq(S["MAC"])
+        with m.Elif(state == S["MAC"]):
+            # cnt = 0: start the PEs; then p*q*S + mac_latency cycles.
+            m.d.comb += [self.busy.eq(1), macgo.eq(cnt == 0)]
+            m.d.sync += cnt.eq(cnt + 1)
+            with m.If(cnt == pqs + cfg.mac_latency):
+                m.d.sync += [f.eq(0), j.eq(0)]
+                m.d.sync += state.eq(S["WB"])
+        with m.Elif(state == S["WB"]):
+            m.d.comb += [self.busy.eq(1), gps_r.en.eq(cp != 0),
+                         gps_r.addr.eq(((m0 + f) * L.e + e0 + j) * L.f + x)]
+            m.d.comb += glb_rd.eq(cp != 0)
+            m.d.sync += [wv.eq(1), wf.eq(f), wj.eq(j), wacc.eq(cp != 0), waddr.eq(gps_r.addr)]
+            with m.If(j + 1 < wa):
+                m.d.sync += j.eq(j + 1)
+            with m.Else():
+                m.d.sync += j.eq(0)
+                with m.If(f + 1 < L.p):
+                    m.d.sync += f.eq(f + 1)
+                with m.Else():
+                    m.d.sync += state.eq(S["NEXT"])
+        with m.Elif(state == S["NEXT"]):
+            m.d.comb += self.busy.eq(1)
+            with m.If(x + 1 < L.f):
+                m.d.sync += [x.eq(x + 1), ux.eq(ux + L.u), nn.eq(L.nnew),
+                             pos0.eq(ux + L.u + L.s - L.nnew)]
+                start_deliv()
+                m.d.sync += state.eq(S["DELIV"])
+            with m.Else():
+                m.d.sync += [k.eq(0), r.eq(0), row.eq(0), w.eq(0)]
+                m.d.sync += state.eq(S["FILT"])
+                with m.If(cp + 1 < L.n_cpass):
+                    m.d.sync += [cp.eq(cp + 1), c0.eq(c0 + L.rv * L.q)]
+                with m.Else():
+                    m.d.sync += [cp.eq(0), c0.eq(0)]
+                    with m.If(es + 1 < L.n_estrip):
+                        m.d.sync += [es.eq(es + 1), e0.eq(e0 + W), ue0.eq(ue0 + L.u * W)]
+                    with m.Else():
+                        m.d.sync += [es.eq(0), e0.eq(0), ue0.eq(0)]
+                        with m.If(mg + 1 < L.n_mgroup):
+                            m.d.sync += [mg.eq(mg + 1), m0.eq(m0 + L.p)]
+                        with m.Else():
+                            m.d.sync += [n_ps.eq(0), ovalid.eq(0)]
+                            m.d.sync += state.eq(S["OUT"])
+        with m.Else():  # OUT
+            m.d.comb += [self.busy.eq(1), self.result.valid.eq(ovalid),
+                         self.result.payload.eq(gps_r.data), gps_r.addr.eq(n_ps)]
+            adv = ~ovalid | self.result.ready
+            with m.If(adv):
+                with m.If(n_ps != L.m * L.e * L.f):
+                    m.d.comb += [gps_r.en.eq(1), glb_rd.eq(1)]
+                    m.d.sync += [n_ps.eq(n_ps + 1), ovalid.eq(1)]
+                with m.Else():
+                    m.d.sync += ovalid.eq(0)
+                    m.d.sync += state.eq(S["IDLE"])
+        # Counters: every event of this cycle, summed (after all events are known).
+        with m.If(self.start & ~self.busy):
+            for name in cfg.counter_names + ("cycles",):
+                m.d.sync += getattr(self, f"cnt_{name}").eq(0)
+        with m.Else():
+            for name, bits in inc.items():
+                c = getattr(self, f"cnt_{name}")
+                m.d.sync += c.eq(c + sum(bits))
+            m.d.sync += self.cnt_cycles.eq(self.cnt_cycles + self.busy)
+        return m

@@ -1,0 +1,106 @@
+"""The row-stationary mapper: unmappable layers, the constraints on p and q,
+the input stream's order, and the model's counts against independent counts."""
+
+import numpy as np
+import pytest
+
+from gen.eyeriss_map import (ConvLayer, MappingError, candidates, choose_mapping, input_words,
+                             layer_fields, predict)
+from hw.eyeriss import EyerissConfig
+
+CFG = EyerissConfig(rows=6, cols=3, filter_spad=32, ifmap_spad=12, psum_spad=4,
+                    glb_ifmap=512, glb_psum=256)
+
+
+def test_filter_larger_than_padded_input():
+    layer = ConvLayer("convX", h=3, w=3, c=1, m=1, r=5, s=5, padding=0)
+    with pytest.raises(MappingError, match=r"layer convX: filter 5x5 is larger than the padded input 3x3"):
+        choose_mapping(CFG, layer)
+    assert issubclass(MappingError, ValueError)
+
+
+def test_scratchpads_too_small():
+    cfg = CFG.replace(ifmap_spad=4)
+    layer = ConvLayer("conv5x5", h=8, w=8, c=2, m=2, r=5, s=5)
+    with pytest.raises(MappingError, match=r"layer conv5x5: scratchpads too small for any p and q.*"
+                                           r"ifmap_spad >= S \(have 4\)"):
+        choose_mapping(cfg, layer)
+    with pytest.raises(MappingError, match="filter_spad >= S"):
+        choose_mapping(CFG.replace(filter_spad=3), layer)
+
+
+def test_other_limits_name_the_layer():
+    with pytest.raises(MappingError, match=r"layer tall: the PE set needs R = 7 PE rows, the array has 6"):
+        choose_mapping(CFG, ConvLayer("tall", h=9, w=9, c=1, m=1, r=7, s=7))
+    with pytest.raises(MappingError, match=r"layer big: the padded ifmap needs 800 global-buffer words, "
+                                           r"glb_ifmap is 512"):
+        choose_mapping(CFG, ConvLayer("big", h=20, w=20, c=2, m=1, r=3, s=3))
+
+
+def test_candidates_respect_the_scratchpads():
+    layer = ConvLayer("l", h=6, w=6, c=6, m=4, r=3, s=3)
+    cands = candidates(CFG, layer)
+    assert cands
+    for mp in cands:
+        assert layer.m % mp.p == 0 and layer.c % mp.q == 0
+        assert mp.p <= CFG.psum_spad and mp.q * 3 <= CFG.ifmap_spad and mp.p * mp.q * 3 <= CFG.filter_spad
+        assert mp.rv == 2
+        assert (mp.n_cpass - 1) * mp.rv * mp.q + mp.a_last * mp.q == layer.c
+    pairs = {(mp.p, mp.q) for mp in cands}
+    assert (4, 2) in pairs and (4, 3) not in pairs  # 4*3*3 = 36 > 32
+
+
+def test_layer_fields_tags():
+    layer = ConvLayer("l", h=6, w=6, c=4, m=2, r=2, s=2, stride=2)
+    mp = candidates(CFG, layer)[0]
+    fields = layer_fields(CFG, layer, mp)
+    assert fields["row_k"] == [0, 0, 1, 1, 2, 2] and fields["row_r"] == [0, 1, 0, 1, 0, 1]
+    assert fields["col_y"] == [0, 2, 4]
+    assert fields["rstart"] == 0 and fields["nnew"] == 2
+
+
+def _im2col_zeros(layer, x):
+    """Zeros among the words each MAC step sees, by direct loops."""
+    xp = np.pad(x, ((0, 0), (layer.padding,) * 2, (layer.padding,) * 2))
+    u = layer.stride
+    count = 0
+    for c in range(layer.c):
+        for r in range(layer.r):
+            for s in range(layer.s):
+                for e in range(layer.e):
+                    for f in range(layer.f):
+                        count += xp[c, u * e + r, u * f + s] == 0
+    return int(count)
+
+
+@pytest.mark.parametrize("dims", [(5, 5, 2, 2, 3, 1, 1), (7, 7, 2, 2, 5, 2, 2), (4, 5, 8, 3, 1, 1, 0)])
+def test_predicted_macs_and_words(dims):
+    h, w, c, m, r, u, pad = dims
+    layer = ConvLayer("l", h=h, w=w, c=c, m=m, r=r, s=r, stride=u, padding=pad)
+    rng = np.random.default_rng(h * w + c)
+    x = rng.integers(-5, 5, (c, h, w))
+    wt = rng.integers(-5, 5, (m, c, r, r))
+    for mp in candidates(CFG, layer):
+        pred = predict(CFG, layer, mp, x)
+        zeros = _im2col_zeros(layer, x)
+        assert pred.counters["gated"] == m * zeros
+        assert pred.counters["macs"] + pred.counters["gated"] == layer.macs
+        words = input_words(CFG, layer, mp, x, wt)
+        ifmap = c * (h + 2 * pad) * (w + 2 * pad)
+        assert pred.counters["glb_writes"] == ifmap + m * layer.e * layer.f * mp.n_cpass
+        # every weight is sent once per strip (the filters are re-fetched per strip)
+        assert len(words) - ifmap == wt.size * mp.n_estrip
+        assert sorted(words[ifmap:]) == sorted(np.tile(wt.ravel(), mp.n_estrip).tolist())
+        assert 0 < pred.utilization <= 1
+
+
+def test_energy_uses_the_cost_table():
+    from gen.energy import CostTable
+    layer = ConvLayer("l", h=5, w=5, c=2, m=2, r=3, s=3, padding=1)
+    mp = choose_mapping(CFG, layer)
+    pred = predict(CFG, layer, mp)
+    acc = pred.accesses()
+    mine = CostTable("mine", "MAC", mac=1, rf=0, array=0, buffer=0, dram=1)
+    assert pred.energy(mine) == pred.counters["macs"] + acc["dram"]
+    assert pred.energy() == (pred.counters["macs"] + acc["rf"] + 2 * acc["array"]
+                             + 6 * acc["buffer"] + 200 * acc["dram"])
