@@ -1,8 +1,10 @@
-"""Quantized models for accelerator tests and the demo, built from examples/.
+"""Quantized digits models for the accelerator's tests, ``nnloom simulate``
+and the demo.
 
-``digits_qnet(name)`` loads ``examples/<name>.toml`` (with its committed,
-trained weights), quantizes it to int8 by calibrating on the first 256
-training digits, and returns it with the quantized digits test split.
+``digits_qnet(name_or_path)`` loads an examples/ network by name (or any TOML
+/ ONNX path) with its weights, quantizes it with
+:func:`gen.accelerator.quantize_network` (int8, calibrated on the first 256
+training digits), and returns it with the quantized digits test split.
 Everything is deterministic, so a cocotb process and the pytest process that
 started it build the same network.
 """
@@ -14,20 +16,25 @@ from pathlib import Path
 
 import numpy as np
 
+from gen.accelerator import quantize_network
 from gen.loaders import load_network
-from gen.quantize import quantize
 from gen.train import digits_split
 
-__all__ = ["EXAMPLES", "digits_qnet"]
+__all__ = ["EXAMPLES", "digits_qnet", "resolve"]
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+def resolve(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    return p if p.suffix else EXAMPLES / f"{name_or_path}.toml"
+
+
 @lru_cache(maxsize=None)
-def digits_qnet(name: str):
-    """(network, qnet, x_test_int8, y_test, x_test_float) for an example network."""
-    net = load_network(EXAMPLES / f"{name}.toml")
-    x_train, _, x_test, y_test = digits_split(0, shape=net.input_shape)
-    qnet = quantize(net, x_train[:256])
+def digits_qnet(name_or_path: str):
+    """(network, qnet, x_test_int8, y_test, x_test_float) for a digits network."""
+    net = load_network(resolve(name_or_path))
+    _, _, x_test, y_test = digits_split(0, shape=net.input_shape)
+    qnet = quantize_network(net)
     xq = np.stack([qnet.quantize_input(x) for x in x_test])
     return net, qnet, xq, np.asarray(y_test), x_test
