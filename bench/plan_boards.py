@@ -24,7 +24,11 @@ from gen.plan import PlanError, plan  # noqa: E402
 from gen.roofline import roofline_png  # noqa: E402
 from gen.verilog import write_atomic  # noqa: E402
 
-NETWORKS = ["minerva_mlp.toml", "digits_mlp.toml", "lenet_digits.toml"]
+NETWORKS = ["minerva_mlp.toml", "digits_mlp.toml", "lenet_digits.toml", "alexnet.toml"]
+
+
+def _rate(x: float) -> str:
+    return f"{x:.0f}" if x >= 100 else f"{x:.3g}"
 
 
 def main(argv=None) -> int:
@@ -48,7 +52,7 @@ def main(argv=None) -> int:
             t, u, c = p.totals, p.usage, p.config
             rows.append((net.name, name, f"{c.rows}x{c.cols} {c.dataflow.upper()}",
                          "/".join(str(p.buffers[k]) for k in ("act", "weight", "out")),
-                         str(t["cycles"]), f"{p.inferences_per_second:.0f}",
+                         str(t["cycles"]), _rate(p.inferences_per_second),
                          f"{t['utilization']:.1%}", str(t["dram_bytes"]),
                          f"{t['energy_pj'] / 1e6:.2f}", f"{u['dsps']}/{b.budget.dsps}",
                          f"{u['luts']}/{b.budget.luts}", f"{u['ffs']}/{b.budget.ffs}",
