@@ -218,7 +218,8 @@ def _print_plan(result, costs, console):
         head += f" on {result.board}"
     console.print(f"[bold]{head}[/bold]")
     ips = result.inferences_per_second
-    console.print(f"clock {result.clock_mhz or '-'} MHz, buffers "
+    clock = f"clock {result.clock_mhz:g} MHz" if result.clock_mhz else "no clock (cycles only)"
+    console.print(f"{clock}, buffers "
                   + ", ".join(f"{k} {v} B" for k, v in result.buffers.items())
                   + f", DRAM {result.dram_bytes_per_cycle or 'ideal'} B/cycle"
                   + (f", {ips:.1f} samples/s" if ips else ""))
