@@ -7,7 +7,7 @@ Supported operators (a sequential chain; the batch axis is axis 0):
   ``Relu``, ``MaxPool`` / ``AveragePool`` (square, no padding, floor mode),
   ``Flatten`` (axis 1), ``Reshape`` to ``[N, -1]``, ``Identity``, ``Dropout``.
 * quantized: the above between ``QuantizeLinear`` / ``DequantizeLinear``
-  pairs (QDQ), and ``QLinearConv``, ``QLinearMatMul``,
+  pairs (QDQ), and ``QLinearConv``, ``QLinearMatMul``, ``QGemm`` and
   ``QLinearAveragePool`` (com.microsoft), ``MaxPool`` / ``Relu`` /
   ``Flatten`` / ``Reshape`` on int8 tensors (QOperator).
 
@@ -32,7 +32,7 @@ __all__ = ["load_onnx", "FLOAT_OPS", "QUANT_OPS", "Importer"]
 FLOAT_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "MaxPool", "AveragePool", "Flatten",
              "Reshape", "Identity", "Dropout")
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-             "QLinearAveragePool")
+             "QGemm", "QLinearAveragePool")
 
 
 @dataclass

@@ -11,8 +11,8 @@ How an imported graph is read (see docs/quantization.md):
   integer layer with the Q's scale and zero point; a Relu before the Q is
   fused (``qmin = out_zp``).  MaxPool, Flatten and Reshape pass scales
   through (a MaxPool whose Q changes them is rejected).
-* QLinear: ``QLinearConv``, ``QLinearMatMul`` (no bias), ``QLinearAveragePool``
-  map one to one; ``MaxPool`` / ``Flatten`` / ``Reshape`` work on the int8
+* QLinear: ``QLinearConv``, ``QLinearMatMul`` (no bias), ``QGemm`` and
+  ``QLinearAveragePool`` (com.microsoft) map one to one; ``MaxPool`` / ``Flatten`` / ``Reshape`` work on the int8
   tensor; ``Relu`` on an int8 tensor needs zero point 0 (it is ``max(q, 0)``).
 """
 
@@ -154,13 +154,7 @@ def _qlinear(imp, node, act):
         w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
                            None if wz is None else wz.value, 0)
         ys, yz, _ = _act_params(imp, node, 6, 7)
-        b = imp.get(node, 8, Const, optional=True)
-        if b is not None:
-            if b.value.dtype != np.int32:
-                imp.fail(node, f"expected an int32 bias, got {b.value.dtype}")
-            bs = xs * np.broadcast_to(w.scale, b.value.shape)
-            b = Const((b.value * bs).astype(np.float32), q=b.value, scale=bs,
-                      zp=np.zeros(1, np.int64))
+        b = _int32_bias(imp, node, imp.get(node, 8, Const, optional=True), xs, w)
         # node.input[8] (bias) is optional: the float layer has a bias iff the model does.
         layer, _ = imp.float_op(_as(node, "Conv", [node.input[0], node.input[3], *node.input[8:9]]), act)
         if (xs, xz) != (act.scale, act.zp):
@@ -177,15 +171,46 @@ def _qlinear(imp, node, act):
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
         return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, trans=True)
+    if op == "QGemm":       # com.microsoft: A, a_s, a_zp, B, b_s, b_zp, C, y_s, y_zp
+        a = imp.attrs(node)
+        if a.get("alpha", 1.0) != 1.0 or a.get("transA", 0):
+            imp.fail(node, "expected alpha = 1 and transA = 0")
+        if len(node.input) < 8 or not node.input[7]:
+            imp.fail(node, "expected a quantized output (y_scale), got a float one")
+        trans_b = bool(a.get("transB", 0))
+        xs, xz, _ = _act_params(imp, node, 1, 2)
+        w = imp.get(node, 3, Const)
+        wz = imp.get(node, 5, Const, optional=True)
+        w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
+                           None if wz is None else wz.value, 0 if trans_b else 1)
+        b = _int32_bias(imp, node, imp.get(node, 6, Const, optional=True), xs, w)
+        ys, yz, _ = _act_params(imp, node, 7, 8)
+        layer, _ = imp.float_op(_as(node, "Gemm", [node.input[0], node.input[3]], ("transB",)), act)
+        if (xs, xz) != (act.scale, act.zp):
+            imp.fail(node, "expected the input's own scale and zero point")
+        return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b,
+                     trans=not trans_b)
     raise AssertionError(op)
 
 
-def _as(node, op, inputs):
-    """A copy of ``node`` posing as another operator (to reuse the float checks)."""
+def _int32_bias(imp, node, b, xs, w):
+    """A QLinear bias (int32 in scale ``x_scale * w_scale``) as a Const."""
+    if b is None:
+        return None
+    if b.value.dtype != np.int32:
+        imp.fail(node, f"expected an int32 bias, got {b.value.dtype}")
+    bs = xs * np.broadcast_to(w.scale, b.value.shape)
+    return Const((b.value * bs).astype(np.float32), q=b.value, scale=bs, zp=np.zeros(1, np.int64))
+
+
+def _as(node, op, inputs, keep=None):
+    """A copy of ``node`` posing as another operator (to reuse the float checks);
+    ``keep``: attribute names to copy (default: all for Conv, none otherwise)."""
     import onnx.helper as oh
 
     n = oh.make_node(op, inputs, list(node.output), name=node.name)
-    n.attribute.extend(a for a in node.attribute if op == "Conv")
+    n.attribute.extend(a for a in node.attribute
+                       if (keep is None and op == "Conv") or (keep is not None and a.name in keep))
     return n
 
 
@@ -208,6 +233,10 @@ def step(imp, node):
             q = np.clip(np.rint(x.value / s.reshape(shape if s.size > 1 else [])) + zz, lo, hi).astype(dt)
             return Const(x.value, q=q)  # scales are taken from the DequantizeLinear that follows
         ys, yz, u8 = _act_params(imp, node, 1, 2)
+        if x.state == "dq" and (ys, yz) == (x.scale, x.zp):
+            # DequantizeLinear -> Flatten -> QuantizeLinear with the same parameters
+            # (onnxruntime's quantizer writes this): nothing to compute.
+            return Act(x.shape, "q", ys, yz, {"u8": u8})
         if x.state == "float" and not imp.layers and imp.input_q is None:
             imp.input_q = (ys, yz)
             return Act(x.shape, "q", ys, yz, {"u8": u8})
@@ -236,7 +265,7 @@ def step(imp, node):
         if x.state != "q" or (xs, xz) != (x.scale, x.zp):
             imp.fail(node, "expected DequantizeLinear of a quantized tensor with its own scale and zero point")
         return Act(x.shape, "dq", xs, xz, dict(x.pending))
-    if op in ("QLinearConv", "QLinearMatMul", "QLinearAveragePool"):
+    if op in ("QLinearConv", "QLinearMatMul", "QLinearAveragePool", "QGemm"):
         act = imp.get(node, 0, Act)
         if act.state != "q":
             imp.fail(node, f"expected an int8 input tensor, got a {act.state} one")

@@ -266,3 +266,36 @@ def test_float_view_of_quantized_models(form, tmp_path):
     err = np.abs(golden - ref)
     # int8 rounding of every activation in a random 4-layer chain: a few LSBs on average
     assert err.mean() < 3 * qi.output_scale and err.max() < 0.2 * np.abs(ref).max(), (err.mean(), err.max())
+
+
+@pytest.mark.parametrize("activations", ["QInt8", "QUInt8"])
+@pytest.mark.parametrize("fmt", ["QDQ", "QOperator"])
+@pytest.mark.parametrize("name", ["digits_mlp", "lenet_digits"])
+def test_models_from_the_onnxruntime_quantizer(name, fmt, activations, tmp_path):
+    """onnxruntime's own quantize_static output (QDQ, or QLinearConv / QGemm)
+    imports and runs bit-exact on the whole digits test split."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from gen.loaders import load_network
+    from gen.train import digits_split
+    from sim.onnx_models import to_onnx
+
+    net = load_network(f"examples/{name}.toml")
+    xtr, _, xte, _ = digits_split(0, net.input_shape)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": v[None].astype(np.float32)} for v in xtr[:64]])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    onnx.save(to_onnx(net), str(tmp_path / "f.onnx"))
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(),
+                    quant_format=getattr(QuantFormat, fmt), per_channel=True,
+                    activation_type=getattr(QuantType, activations), weight_type=QuantType.QInt8)
+    q = load_model(tmp_path / "q.onnx")
+    assert isinstance(q, QuantizedNetwork)
+    golden = q.dequantize_output(run(q, np.stack([q.quantize_input(s) for s in xte]))[-1])
+    theirs = ort_run(onnx.load(str(tmp_path / "q.onnx")), xte)       # DequantizeLinear output
+    assert np.abs(golden - theirs).max() < 0.01 * q.output_scale
