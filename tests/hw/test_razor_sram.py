@@ -101,3 +101,14 @@ def test_verilog_lint_and_determinism(cfg):
     assert ok, out
     ok, out = yosys_check(text)
     assert ok, out
+
+
+def test_cli_emit(tmp_path, capsys):
+    from gen.cli import main
+    out = tmp_path / "razor.v"
+    assert main(["emit", "razor-sram", "--width", "8", "--depth", "256", "--mode", "bit",
+                 "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text == to_verilog(RazorSram(RazorSramConfig(width=8, depth=256, mode="bit")))
+    assert main(["emit", "razor-sram", "--mode", "parity"]) == 2
+    assert "--mode: expected" in capsys.readouterr().err

@@ -80,3 +80,15 @@ def test_minerva_lanes(name, simulator):
     run(MinervaLanes(cfg), "sim.tb.minerva_tb", sim=simulator,
         params={"config": cfg.to_dict(), "cases": _cases(cfg, modes),
                 "seed": sum(map(ord, name))})
+
+
+def test_cli_emit_default(tmp_path):
+    from gen.cli import main
+    out = tmp_path / "minerva.v"
+    assert main(["emit", "minerva-lane", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text == to_verilog(MinervaLanes(MinervaConfig()))
+    for check in (verilator_lint, yosys_check):
+        ok, msg = check(text)
+        assert ok, msg
+    assert main(["emit", "minerva-lane", "--acc-width", "8"]) == 2
