@@ -92,22 +92,6 @@ def _cmd_emit(argv: list[str]) -> int:
     return 0
 
 
-# -- demo --------------------------------------------------------------------
-
-def _cmd_demo(argv: list[str]) -> int:
-    parser = _Parser(prog="nnloom demo")
-    parser.add_argument("-o", "--output", default="nnloom-demo", help="output directory")
-    parser.add_argument("--systolic", action="store_true",
-                        help="only emit and simulate a systolic array on a random GEMM")
-    args = parser.parse_args(argv)
-    from sim.demo_systolic import systolic_demo
-
-    summary = systolic_demo(args.output)
-    ok = all(v["exact"] and v["cycles"] == v["formula"] for v in summary.values())
-    print(f"demo {'passed' if ok else 'FAILED'}; Verilog in {args.output}/")
-    return 0 if ok else 1
-
-
 # -- plan --------------------------------------------------------------------
 
 _BUDGET_KEYS = ("dsps", "luts", "ffs", "bram_bits", "clock_mhz", "dram_bytes_per_cycle", "family")
@@ -399,11 +383,18 @@ def _calibration(net, x, path):
 
 # -- entry point ---------------------------------------------------------------
 
+def _accel(name, argv):
+    from gen import cli_accel
+    return getattr(cli_accel, name)(argv)
+
+
 COMMANDS = {
     "emit": (_cmd_emit, "write one component's Verilog"),
     "infer": (_cmd_infer, "run the golden model (int8 or float) on inputs"),
     "plan": (_cmd_plan, "plan an accelerator for a network; per-layer performance"),
-    "demo": (_cmd_demo, "the built-in demo (no arguments needed)"),
+    "generate": (lambda a: _accel("cmd_generate", a), "generate an accelerator for a network"),
+    "simulate": (lambda a: _accel("cmd_simulate", a), "run test digits through the generated RTL"),
+    "demo": (lambda a: _accel("cmd_demo", a), "the built-in demo (no arguments needed)"),
 }
 
 
