@@ -300,7 +300,7 @@ def step(imp, node):
 
 def finish(imp, final, last):
     if imp.input_q is None:
-        raise ValueError  # unreachable: a quantized graph starts with QuantizeLinear
+        imp.fail(last, "expected QuantizeLinear on the model's input, got none")
     if final.state not in ("q", "dq"):
         imp.fail(last, f"expected the model to end on a quantized tensor, got a {final.state} one "
                  "(QuantizeLinear missing after the last layer)")
