@@ -224,12 +224,13 @@ def fixed_plan(network, config: SystolicConfig, costs: CostTable = HOROWITZ_45NM
     ideal DRAM, so every layer takes exactly its array cycles."""
     steps = layer_steps(network)
     bufs = ideal_buffers(config, steps)
-    perf = network_perf(network, "systolic", config, Memory(), costs)
+    perf = network_perf(network, "systolic", config, Memory(**bufs), costs)
     use = estimate(config, bufs, config.rows * config.cols)
     reasons = [f"array fixed by the user: {config.rows}x{config.cols} "
                f"{config.dataflow.upper()}; no board, so DRAM is ideal and every layer "
                "takes exactly its array cycles (SystolicConfig.gemm_cycles, the RTL's)",
-               f"buffers sized so that nothing is fetched twice: "
+               "buffers sized so that nothing is fetched twice and every weight stays "
+               "on chip: "
                + ", ".join(f"{k} {v} B" for k, v in bufs.items())]
     return Plan("systolic", config, None, bufs, None, reasons, perf.layers, perf.totals, use)
 
