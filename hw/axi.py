@@ -308,7 +308,7 @@ class AxiWriterConfig(_AxiMasterConfig):
 
     @property
     def aw_to_w(self) -> int:
-        """Cycles from a burst being offered (its length pushed into the W
+        """Cycles from a burst's AWVALID rising (its length entering the W
         FIFO) to its first W beat, when the W channel is otherwise idle."""
         return 1
 
@@ -316,30 +316,28 @@ class AxiWriterConfig(_AxiMasterConfig):
         """Cycles from the cmd handshake to the last B handshake, both
         included, with an always-valid ``data`` source and a slave that
         accepts every AW at once, takes one W beat per cycle and answers a
-        burst's B ``ram_latency`` cycles after the later of its AW and its last
-        W beat (or the cycle after the previous B, if later).
+        burst's B ``ram_latency`` cycles after its last W beat (or the cycle
+        after the previous B, if later).
 
         A burst is offered ``cmd_to_addr`` cycles after the command, or the
-        cycle after the previous burst left the splitter.  Its length enters
-        the W FIFO (``max_outstanding`` entries, freed the cycle after a
-        burst's last W) and its AW issues (once fewer than
-        ``max_outstanding`` bursts await their B) independently; it leaves
-        when both are done.  W beats start ``aw_to_w`` cycles after the push
-        and follow the previous burst's beats without a gap.
+        cycle after the previous burst's AW; its AW goes valid (and its length
+        enters the W FIFO) once fewer than ``max_outstanding`` bursts await
+        their B (a burst stops waiting the cycle after its B) and the FIFO
+        (``max_outstanding`` entries, freed the cycle after a burst's last W)
+        has room.  W beats start ``aw_to_w`` cycles after the AW and follow
+        the previous burst's beats without a gap.
         """
         if beats == 0:
             return 0
         c, depth = 0, self.max_outstanding
-        aw, wlast, b = [], [], []
-        leave = c + self.cmd_to_addr - 1
+        wlast, b = [], []
+        aw = c + self.cmd_to_addr - 1
         for i, (_, n) in enumerate(self.bursts(addr, beats)):
-            offer = leave + 1
-            push = offer if i < depth else max(offer, wlast[i - depth] + 1)
-            a = offer if i < depth else max(offer, b[i - depth] + 1)
-            leave = max(push, a)
-            w0 = push + self.aw_to_w if i == 0 else max(push + self.aw_to_w, wlast[-1] + 1)
-            aw.append(a)
+            aw += 1  # offered the cycle after the previous AW
+            if i >= depth:
+                aw = max(aw, b[i - depth] + 1, wlast[i - depth] + 1)
+            w0 = aw + self.aw_to_w if i == 0 else max(aw + self.aw_to_w, wlast[-1] + 1)
             wlast.append(w0 + n - 1)
-            done = max(wlast[-1], a) + ram_latency
+            done = wlast[-1] + ram_latency
             b.append(done if i == 0 else max(done, b[-1] + 1))
         return b[-1] - c + 1

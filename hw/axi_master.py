@@ -183,12 +183,12 @@ class AxiWriter(wiring.Component):
 
     AW for the first burst is valid ``cfg.cmd_to_addr`` cycles after the
     command; further AWs follow one per cycle while fewer than
-    ``max_outstanding`` bursts await their B.  When a burst is offered, its
-    length is pushed into a ``max_outstanding``-entry FIFO that paces the W
-    channel, independently of the AW handshake (W never waits for AWREADY,
-    as AXI4 requires; W may run ahead of AW when the outstanding limit holds
-    AW back).  The first W beat of a burst can go ``cfg.aw_to_w`` cycles
-    after the push, bursts follow each other on W without a gap;
+    ``max_outstanding`` bursts await their B and the ``max_outstanding``-
+    entry burst-length FIFO that paces the W channel has room.  The length
+    enters the FIFO in the cycle AWVALID rises, so the first W beat of a
+    burst can go ``cfg.aw_to_w`` cycles after AWVALID, whether or not AWREADY
+    came (W never waits for AWREADY, as AXI4 requires, and never leads its
+    AW); bursts follow each other on W without a gap;
     ``wvalid = data.valid``, ``data.ready = wready`` within a burst.
     ``bready`` is always 1.
 
@@ -222,15 +222,19 @@ class AxiWriter(wiring.Component):
         burst = split.burst
         outstanding = Signal(range(cfg.max_outstanding + 1))
         can_issue = outstanding < cfg.max_outstanding
-        # A burst leaves the splitter once its AW has been accepted and its
-        # length pushed, in either order: W must not wait for AWREADY (AXI4
-        # A3.3.1), so the push (which lets W run) never waits for the AW.
+        # A burst's length enters the W FIFO in the cycle its AW first goes
+        # valid, so W starts the cycle after AWVALID whether or not AWREADY
+        # came (AXI4 A3.3.1: W must not wait for AWREADY), and never leads
+        # its AW (slaves differ in how many W beats they take ahead of AW).
+        # The burst leaves the splitter once its AW has been accepted.
         aw_done = Signal()
         push_done = Signal()
+        go = burst.valid & (burst.payload.discard | can_issue)
         _constants(m, axi, "aw", cfg)
         m.d.comb += [axi.awaddr.eq(burst.payload.addr), axi.awlen.eq(burst.payload.len - 1),
-                     axi.awvalid.eq(burst.valid & ~aw_done & ~burst.payload.discard & can_issue),
-                     lens.w_en.eq(burst.valid & ~push_done),
+                     axi.awvalid.eq(go & ~aw_done & ~burst.payload.discard
+                                    & (push_done | lens.w_rdy)),
+                     lens.w_en.eq(go & ~push_done),
                      lens.w_data.eq(Cat(burst.payload.len, burst.payload.discard))]
         aw_now = aw_done | burst.payload.discard | (axi.awvalid & axi.awready)
         push_now = push_done | (lens.w_en & lens.w_rdy)
