@@ -26,7 +26,7 @@ from gen.energy import EYERISS_NORMALIZED, CostTable
 from hw.eyeriss_pe import EyerissConfig
 
 __all__ = ["ConvLayer", "Mapping", "MappingError", "choose_mapping", "layer_fields",
-           "input_words", "predict", "Prediction"]
+           "input_words", "predict", "Prediction", "gating_savings"]
 
 
 class MappingError(ValueError):
@@ -322,3 +322,13 @@ def predict(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x=None) -> Predic
     }
     dram = layer.c * layer.hp * layer.wp + filt_words + outs
     return Prediction(cyc, counters, dram, layer.macs, cfg.rows * cfg.cols, layer.m * steps)
+
+
+def gating_savings(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x,
+                   costs: CostTable = EYERISS_NORMALIZED) -> tuple[int, float]:
+    """Gated MACs on ifmap ``x`` and the energy zero gating saves: the energy of
+    the same layer with every MAC, filter read and psum access performed
+    (the counts for an ifmap without zeros) minus the energy with gating."""
+    gated = predict(cfg, layer, mp, x)
+    dense = predict(cfg, layer, mp)
+    return gated.counters["gated"], dense.energy(costs) - gated.energy(costs)

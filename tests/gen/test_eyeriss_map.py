@@ -104,3 +104,39 @@ def test_energy_uses_the_cost_table():
     assert pred.energy(mine) == pred.counters["macs"] + acc["dram"]
     assert pred.energy() == (pred.counters["macs"] + acc["rf"] + 2 * acc["array"]
                              + 6 * acc["buffer"] + 200 * acc["dram"])
+
+
+def test_gating_savings_are_the_skipped_work():
+    from gen.eyeriss_map import gating_savings
+    layer = ConvLayer("l", h=5, w=5, c=2, m=2, r=3, s=3, padding=1)
+    mp = choose_mapping(CFG, layer)
+    x = np.zeros((2, 5, 5), dtype=np.int64)          # every word zero: every MAC gated
+    gated, saved = gating_savings(CFG, layer, mp, x)
+    assert gated == layer.macs
+    # A gated step skips the MAC (cost 1) and the filter read (rf, 1), and the
+    # psum read and write (rf, 1 each), except on a run's first step, which
+    # reads no psum anyway and still writes one (a zero).
+    firsts = (layer.c // mp.q) * layer.r * layer.e * layer.f * layer.m
+    assert saved == 4 * (layer.macs - firsts) + 2 * firsts
+
+
+def test_ws_os_single_tile_counts():
+    from gen.dataflow_compare import output_stationary, weight_stationary
+    layer = ConvLayer("l", h=4, w=4, c=1, m=2, r=2, s=2)     # K = 4, E*F = 9, M = 2
+    ws = weight_stationary(layer, rows=4, cols=2)             # one 4 x 2 weight tile
+    assert ws.macs == layer.macs == 72
+    assert ws.acc["buffer"] == 2 * 4 + 9 * 4 + 9 * 2           # weights, activations, psums out
+    assert ws.acc["rf"] == 72 + 8 and ws.acc["array"] == 144
+    os_ = output_stationary(layer, rows=9, cols=2)            # one 9 x 2 output tile
+    assert os_.acc["buffer"] == 4 * (9 + 2) + 9 * 2
+    assert ws.acc["dram"] == os_.acc["dram"] == 16 + 8 + 18
+
+
+def test_rs_lowest_energy_on_alexnet_conv3():
+    """The comparison Eyeriss published, on our models (CONV3 at full size)."""
+    from gen.dataflow_compare import output_stationary, weight_stationary
+    cfg = EyerissConfig(rows=12, cols=14, dim_width=9)
+    layer = ConvLayer("CONV3", 13, 13, 256, 384, 3, 3, 1, 1)
+    rs = predict(cfg, layer, choose_mapping(cfg, layer, check_glb=False)).energy_per_mac()
+    assert rs < weight_stationary(layer, 12, 14).energy_per_mac()
+    assert rs < output_stationary(layer, 12, 14).energy_per_mac()
