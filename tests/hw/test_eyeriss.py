@@ -72,20 +72,24 @@ def _run_pe(cfg, p, q, s, base, filt, window):
     return out
 
 
-@pytest.mark.parametrize("p,q,s,base", [(2, 2, 3, 1), (1, 1, 1, 0), (3, 1, 5, 4)])
-def test_pe_row_convolution(p, q, s, base):
+@pytest.mark.parametrize("p,q,s,base,signed", [(2, 2, 3, 1, True), (1, 1, 1, 0, True),
+                                                (3, 1, 5, 4, True), (2, 3, 2, 1, False)])
+def test_pe_row_convolution(p, q, s, base, signed):
     """One window: psum[f] = sum over c, k of w[c, k, f] * ifmap at slot
-    (base + k) mod S; zero words are gated; p*q*S + latency cycles."""
-    cfg = EyerissConfig(filter_spad=32, ifmap_spad=12, psum_spad=4, data_width=8, acc_width=16)
+    (base + k) mod S, wrapped to 16 bits; zero words are gated; p*q*S +
+    latency cycles."""
+    cfg = EyerissConfig(filter_spad=32, ifmap_spad=12, psum_spad=4, data_width=8, acc_width=16,
+                        signed=signed)
     rng = np.random.default_rng(p * 100 + q * 10 + s)
-    filt = rng.integers(-128, 128, (q, s, p))
-    window = rng.integers(-128, 128, (q, s))
+    lo, hi = (-128, 128) if signed else (0, 256)
+    filt = rng.integers(lo, hi, (q, s, p))
+    window = rng.integers(lo, hi, (q, s))
     window[rng.random(window.shape) < 0.5] = 0
     got = _run_pe(cfg, p, q, s, base, filt, window)
     order = [(base + k) % s for k in range(s)]
     for f in range(p):
         exact = sum(int(filt[c, k, f]) * int(window[c, order[k]]) for c in range(q) for k in range(s))
-        want = ((exact + (1 << 15)) % (1 << 16)) - (1 << 15)
+        want = ((exact + (1 << 15)) % (1 << 16)) - (1 << 15) if signed else exact % (1 << 16)
         assert got["psums"][f] == want, (f, got["psums"], want)
     zeros = int((window == 0).sum())
     assert got["cycles"] == cfg.mac_cycles(p, q, s)
