@@ -109,6 +109,10 @@ def _check_layer(cfg: EyerissConfig, layer: ConvLayer, check_glb: bool = True) -
         if v > limit:
             raise MappingError(f"layer {name}: {field} = {v} exceeds the {cfg.dim_width}-bit "
                                f"layer fields (at most {limit})")
+    reach = layer.stride * (cfg.cols - 1) + layer.r - 1   # largest ifmap-row tag in a strip
+    if reach > limit:
+        raise MappingError(f"layer {name}: stride {layer.stride} on {cfg.cols} columns needs ifmap-row "
+                           f"tags up to {reach}, the {cfg.dim_width}-bit fields hold {limit}")
     words = layer.c * layer.hp * layer.wp
     if check_glb and words > cfg.glb_ifmap:
         raise MappingError(f"layer {name}: the padded ifmap needs {words} global-buffer words, "
@@ -144,7 +148,11 @@ def candidates(cfg: EyerissConfig, layer: ConvLayer, *, check_glb: bool = True) 
             f"ifmap_spad >= S (have {cfg.ifmap_spad}) and filter_spad >= S (have {cfg.filter_spad}), "
             f"psum_spad >= 1 (have {cfg.psum_spad})")
     limit = (1 << cfg.dim_width) - 1
-    return [mp for mp in out if max(mp.n_mgroup, mp.n_cpass, mp.p, mp.q) <= limit] or out
+    fits = [mp for mp in out if max(mp.n_mgroup, mp.n_cpass, mp.p, mp.q) <= limit]
+    if not fits:
+        raise MappingError(f"layer {layer.name}: every mapping needs more than {limit} filter groups "
+                           f"or channel passes ({cfg.dim_width}-bit layer fields)")
+    return fits
 
 
 def choose_mapping(cfg: EyerissConfig, layer: ConvLayer, *,

@@ -37,6 +37,14 @@ def test_other_limits_name_the_layer():
         choose_mapping(CFG, ConvLayer("big", h=20, w=20, c=2, m=1, r=3, s=3))
 
 
+def test_field_width_limits():
+    narrow = CFG.replace(dim_width=4)     # fields hold 0..15
+    with pytest.raises(MappingError, match=r"layer wide: stride 8 on 3 columns needs ifmap-row tags up to 16"):
+        choose_mapping(narrow, ConvLayer("wide", h=14, w=14, c=1, m=1, r=1, s=1, stride=8))
+    with pytest.raises(MappingError, match=r"layer many: c = 20 exceeds the 4-bit layer fields"):
+        choose_mapping(narrow, ConvLayer("many", h=3, w=3, c=20, m=1, r=1, s=1))
+
+
 def test_candidates_respect_the_scratchpads():
     layer = ConvLayer("l", h=6, w=6, c=6, m=4, r=3, s=3)
     cands = candidates(CFG, layer)
