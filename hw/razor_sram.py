@@ -34,7 +34,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import Config, ParamError, param
+from .params import Config, param
 
 __all__ = ["RazorSramConfig", "RazorSram", "MODE_CODES", "LFSR_TAPS", "lfsr_matrix"]
 
@@ -76,10 +76,6 @@ class RazorSramConfig(Config):
     rate_bits: int = param(16, lo=8, hi=20, help="LFSR and rate width k: p = rate / (2**k - 1)")
     seed: int = param(1, lo=0, hi=2**32 - 1, help="injector seed (per-column LFSR states)")
     counter_width: int = param(32, lo=8, hi=48, help="width of the event counters (wrap)")
-
-    def validate(self):
-        if self.injector != "off" and self.rate_bits not in LFSR_TAPS:
-            raise ParamError("rate_bits", self.rate_bits, "8..20")
 
     @property
     def read_latency(self) -> int:
