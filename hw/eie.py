@@ -36,7 +36,9 @@ __all__ = ["EIEConfig", "EIECluster"]
 
 class EIECluster(wiring.Component):
     """Members: ``io`` (In stream), ``resp`` (Out stream of activations),
-    ``cmd`` (In stream), ``busy`` (Out), ``cycles`` (Out, 32 bits)."""
+    ``cmd`` (In stream), ``busy`` (Out); counters of the last layer:
+    ``cycles`` (Out, 32 bits, cycles with ``busy`` high) and ``broadcasts``
+    (Out, 32 bits, activations broadcast: the input's non-zeros)."""
 
     def __init__(self, config: EIEConfig):
         if not isinstance(config, EIEConfig):
@@ -46,7 +48,7 @@ class EIECluster(wiring.Component):
             "io": In(stream.Signature(config.io_layout)),
             "resp": Out(stream.Signature(config.act_shape)),
             "cmd": In(stream.Signature(config.cmd_layout)),
-            "busy": Out(1), "cycles": Out(32),
+            "busy": Out(1), "cycles": Out(32), "broadcasts": Out(32),
         })
 
     def elaborate(self, platform):
@@ -115,11 +117,14 @@ class EIECluster(wiring.Component):
 
         with m.If(state != IDLE):
             m.d.sync += self.cycles.eq(self.cycles + 1)
+        with m.If(bcast):
+            m.d.sync += self.broadcasts.eq(self.broadcasts + 1)
         # (If/Elif rather than Switch: a 2-bit state with 3 values would give
         # Verilator an incomplete case.)
         with m.If(state == IDLE):
             with m.If(cmd_fire):
-                m.d.sync += [layer.eq(self.cmd.payload), state.eq(COMPUTE), self.cycles.eq(0)]
+                m.d.sync += [layer.eq(self.cmd.payload), state.eq(COMPUTE), self.cycles.eq(0),
+                             self.broadcasts.eq(0)]
         with m.Elif(state == COMPUTE):
             with m.If(all_done & ~any_busy):
                 m.d.sync += [state.eq(WRITEOUT), wo_row.eq(0), wo_gidx.eq(0)]

@@ -155,6 +155,7 @@ async def eie_cases(dut):
                 break
             await FallingEdge(clk.clk)
         assert io.idle, f"{label}: I/O writes not accepted"
+        inputs = [act] + [y for _, y, _ in expect]
         for i, (layer, want, timing) in enumerate(expect):
             runs = len(busy.runs)
             cmd.send(image.cmd(i))
@@ -164,6 +165,11 @@ async def eie_cases(dut):
                           "%d back-pressure stalls, efficiency %.3f", label, i, got_cycles,
                           timing.cycles, counter, timing.broadcasts, timing.stalls,
                           timing.efficiency)
+            nonzeros = int(np.count_nonzero(inputs[i]))
+            bcasts = int(dut.broadcasts.value)
+            assert bcasts == timing.broadcasts == nonzeros, \
+                f"{label} layer {i}: {bcasts} broadcasts, model {timing.broadcasts}, " \
+                f"{nonzeros} non-zero inputs"
             if case.get("expect_stalls"):
                 assert timing.stalls > 0, f"{label}: the queues never filled"
             assert got_cycles == timing.cycles == counter, \
