@@ -4,8 +4,8 @@ SCALE-Sim 3.0.0 (PyPI ``scalesim``) fails under numpy 2 (``int(max(...))``
 on an array), so it runs in ``bench/.scalesim-venv`` with ``numpy<2``; the
 venv is created on first use.  Each call writes a config (.cfg), a GEMM
 topology (.csv) and an empty layout file into a temporary directory, runs
-``python -m scalesim.scale ... -i gemm`` there, and parses
-``COMPUTE_REPORT.csv``.
+SCALE-Sim there in GEMM mode (``scalesim(..., input_type_gemm=True)``, the
+``-i gemm`` of its CLI) without traces, and parses ``COMPUTE_REPORT.csv``.
 
 Dimension mapping.  SCALE-Sim's GEMM csv has columns ``Layer, M, N, K,``
 (with a trailing comma: its reader drops the last field).  It turns a row into
@@ -141,6 +141,14 @@ def parse_compute_report(text: str) -> list[dict]:
     return out
 
 
+_RUNNER = """
+from scalesim.scale_sim import scalesim
+s = scalesim(save_disk_space=True, verbose=False, config="nnloom.cfg", topology="gemm.csv",
+             layout="layout.csv", input_type_gemm=True)
+s.run_scale(top_path="out")
+"""
+
+
 def run_scalesim(rows: int, cols: int, dataflow: str,
                  gemms: list[tuple[int, int, int]], *, venv: Path = VENV) -> list[dict]:
     """SCALE-Sim's compute report for each ``(M, K, N)`` GEMM, in order."""
@@ -149,10 +157,10 @@ def run_scalesim(rows: int, cols: int, dataflow: str,
         Path(tmp, "nnloom.cfg").write_text(config_text(rows, cols, dataflow))
         Path(tmp, "gemm.csv").write_text(topology_text(gemms))
         Path(tmp, "layout.csv").write_text("Layer name,\n")  # no custom layout
-        proc = subprocess.run(
-            [str(py), "-m", "scalesim.scale", "-c", "nnloom.cfg", "-t", "gemm.csv",
-             "-l", "layout.csv", "-i", "gemm", "-p", "out", "-s", "N"],
-            cwd=tmp, capture_output=True, text=True)
+        # The API rather than ``python -m scalesim.scale``: its CLI ignores
+        # ``-s N`` and writes cycle-by-cycle traces (hundreds of MB, most of
+        # the run time on the large GEMMs); save_disk_space=True skips them.
+        proc = subprocess.run([str(py), "-c", _RUNNER], cwd=tmp, capture_output=True, text=True)
         report = Path(tmp, "out", "nnloom", "COMPUTE_REPORT.csv")
         if proc.returncode != 0 or not report.exists():
             raise RuntimeError(f"SCALE-Sim failed (exit {proc.returncode}):\n"

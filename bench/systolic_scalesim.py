@@ -9,6 +9,7 @@ that the explanation in docs/systolic.md is the whole story.
 
     python bench/systolic_scalesim.py
     python bench/systolic_scalesim.py --sizes 8 --dataflows ws --json out.json
+    python bench/systolic_scalesim.py --jobs 4     # the four runs in parallel
 
 The first run creates bench/.scalesim-venv (pip install scalesim==3.0.0
 "numpy<2"); an 8 x 8 OS run of 1024 x 64 x 1024 takes a few minutes.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -26,7 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 from hw.systolic import SystolicConfig  # noqa: E402
-from scalesim_tool import run_scalesim, scalesim_cycles_formula  # noqa: E402
+from scalesim_tool import ensure_venv, run_scalesim, scalesim_cycles_formula  # noqa: E402
 from systolic_utilization import GEMMS  # noqa: E402
 
 
@@ -70,13 +72,20 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--dataflows", nargs="+", choices=("ws", "os"), default=["ws", "os"])
+    ap.add_argument("--jobs", type=int, default=1, help="SCALE-Sim runs in parallel")
     ap.add_argument("--json", help="write the rows as JSON to this file")
     args = ap.parse_args(argv)
-    rows = []
-    for size in args.sizes:
-        for df in args.dataflows:
-            rows += compare_rows(size, df, GEMMS, run_scalesim(size, size, df, GEMMS))
-            print(f"done {size}x{size} {df}", file=sys.stderr)
+    ensure_venv()
+    runs = [(size, df) for size in args.sizes for df in args.dataflows]
+
+    def one(run):
+        size, df = run
+        out = compare_rows(size, df, GEMMS, run_scalesim(size, size, df, GEMMS))
+        print(f"done {size}x{size} {df}", file=sys.stderr)
+        return out
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        rows = [row for part in pool.map(one, runs) for row in part]
     rows.sort(key=lambda r: (GEMMS.index((r["m"], r["k"], r["n"])), r["rows"], r["dataflow"]))
     print(format_table(rows))
     if args.json:
