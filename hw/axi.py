@@ -252,7 +252,10 @@ class _AxiMasterConfig(Config):
 
     def bursts(self, addr: int, beats: int) -> list[tuple[int, int]]:
         """The (byte address, beats) INCR bursts a command is split into: at
-        most ``max_burst`` beats, never crossing a 4 KB boundary."""
+        most ``max_burst`` beats, never crossing a 4 KB boundary.  ``addr``
+        must be aligned (the hardware issues nothing for a misaligned one)."""
+        if not self.aligned(addr):
+            raise ValueError(f"addr {addr:#x} is not a multiple of {self.bytes_per_beat} bytes")
         out = []
         mask = (1 << self.addr_width) - 1
         while beats > 0:

@@ -347,3 +347,24 @@ def test_axil_regs_timing_and_order(size):
             assert regs == model
 
     _run(dut, bench)
+
+
+def test_closed_forms_of_cycle_models():
+    """docs/axi.md's closed forms agree with the configs' models."""
+    for L in (1, 2, 5):
+        for mb, dw in [(1, 32), (3, 64), (16, 32), (256, 64)]:
+            for addr in (0x1000, 0x1ff0, 0x1ff8, 0x1ff8 - 8 * 37):
+                for n in (1, 2, 5, 16, 300, 1024):
+                    r1 = AxiReaderConfig(max_burst=mb, max_outstanding=1, data_width=dw)
+                    w1 = AxiWriterConfig(max_burst=mb, max_outstanding=1, data_width=dw)
+                    k = len(r1.bursts(addr, n))
+                    assert r1.read_cycles(n, addr, L) == n + 1 + k * L
+                    assert w1.write_cycles(n, addr, L) == n + 2 + L + (k - 1) * (L + 1)
+                    r2, w2 = r1.replace(max_outstanding=2), w1.replace(max_outstanding=2)
+                    mid = [b for _, b in r2.bursts(addr, n)[1:-1]]
+                    if all(b >= L for b in mid):
+                        assert r2.read_cycles(n, addr, L) == n + 1 + L
+                    if all(b >= L + 1 for b in mid):
+                        assert w2.write_cycles(n, addr, L) == n + 2 + L
+    with pytest.raises(ValueError, match="multiple of 8"):
+        AxiReaderConfig(data_width=64).bursts(0x1ffc, 4)
