@@ -4,7 +4,8 @@
 PE) for a layer on a given :class:`~hw.eyeriss_pe.EyerissConfig`, with the
 replication (``rv = H // R`` copies of the R x E PE set stacked in the
 array's rows, each on its own q channels) and the folding (E cut into strips
-of W columns; channels in passes of ``rv*q``; filters in groups of ``p``)
+of W columns; R > H filter rows in row passes of H; channels in passes of
+``rv*q``; filters in groups of ``p``)
 that :class:`~hw.eyeriss_array.EyerissArray` runs.  :func:`layer_fields`
 gives the ``layer`` port's values, :func:`input_words` the words of the
 ``inp`` stream (the schedule's data order), and :func:`predict` the cycles
@@ -81,9 +82,15 @@ class Mapping:
     n_cpass: int      # ceil(C / (rv*q))
     a_last: int       # replicas used in the last channel pass
     wa_last: int      # columns used in the last strip
+    rc: int = 1       # filter rows per row pass: min(R, H)
+    n_rpass: int = 1  # ceil(R / rc)
+    r_last: int = 1   # filter rows in the last row pass
 
     def replicas(self, cp: int) -> int:
         return self.a_last if cp == self.n_cpass - 1 else self.rv
+
+    def rows(self, rp: int) -> int:
+        return self.r_last if rp == self.n_rpass - 1 else self.rc
 
 
 def _divisors(n: int) -> list[int]:
@@ -100,16 +107,13 @@ def _check_layer(cfg: EyerissConfig, layer: ConvLayer, check_glb: bool = True) -
     if layer.r > layer.hp or layer.s > layer.wp:
         raise MappingError(f"layer {name}: filter {layer.r}x{layer.s} is larger than the padded "
                            f"input {layer.hp}x{layer.wp}")
-    if layer.r > cfg.rows:
-        raise MappingError(f"layer {name}: the PE set needs R = {layer.r} PE rows, "
-                           f"the array has {cfg.rows}")
     limit = (1 << cfg.dim_width) - 1
     for field, v in (("c", layer.c), ("m", layer.m), ("hp", layer.hp), ("wp", layer.wp),
                      ("e", layer.e), ("f", layer.f), ("s", layer.s), ("stride", layer.stride)):
         if v > limit:
             raise MappingError(f"layer {name}: {field} = {v} exceeds the {cfg.dim_width}-bit "
                                f"layer fields (at most {limit})")
-    reach = layer.stride * (cfg.cols - 1) + layer.r - 1   # largest ifmap-row tag in a strip
+    reach = layer.stride * (cfg.cols - 1) + min(layer.r, cfg.rows) - 1  # largest ifmap-row tag
     if reach > limit:
         raise MappingError(f"layer {name}: stride {layer.stride} on {cfg.cols} columns needs ifmap-row "
                            f"tags up to {reach}, the {cfg.dim_width}-bit fields hold {limit}")
@@ -129,7 +133,9 @@ def candidates(cfg: EyerissConfig, layer: ConvLayer, *, check_glb: bool = True) 
     analytical model of layers larger than the RTL's buffer) skips the
     global-buffer size checks."""
     _check_layer(cfg, layer, check_glb)
-    rv = cfg.rows // layer.r
+    rc = min(layer.r, cfg.rows)
+    rv = cfg.rows // rc
+    n_rpass = math.ceil(layer.r / rc)
     e = layer.e
     out = []
     for q in _divisors(layer.c):
@@ -141,14 +147,15 @@ def candidates(cfg: EyerissConfig, layer: ConvLayer, *, check_glb: bool = True) 
             groups = layer.c // q
             n_cpass = math.ceil(groups / rv)
             out.append(Mapping(p, q, rv, layer.m // p, math.ceil(e / cfg.cols), n_cpass,
-                               groups - (n_cpass - 1) * rv, e - (math.ceil(e / cfg.cols) - 1) * cfg.cols))
+                               groups - (n_cpass - 1) * rv, e - (math.ceil(e / cfg.cols) - 1) * cfg.cols,
+                               rc, n_rpass, layer.r - (n_rpass - 1) * rc))
     if not out:
         raise MappingError(
             f"layer {layer.name}: scratchpads too small for any p and q: S = {layer.s} needs "
             f"ifmap_spad >= S (have {cfg.ifmap_spad}) and filter_spad >= S (have {cfg.filter_spad}), "
             f"psum_spad >= 1 (have {cfg.psum_spad})")
     limit = (1 << cfg.dim_width) - 1
-    fits = [mp for mp in out if max(mp.n_mgroup, mp.n_cpass, mp.p, mp.q) <= limit]
+    fits = [mp for mp in out if max(mp.n_mgroup, mp.n_cpass, mp.n_rpass, mp.p, mp.q) <= limit]
     if not fits:
         raise MappingError(f"layer {layer.name}: every mapping needs more than {limit} filter groups "
                            f"or channel passes ({cfg.dim_width}-bit layer fields)")
@@ -169,15 +176,16 @@ def choose_mapping(cfg: EyerissConfig, layer: ConvLayer, *,
 
 def layer_fields(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping) -> dict:
     """Values of the array's ``layer`` port (``config.layer_layout``)."""
-    r, u = layer.r, layer.stride
-    row_k = [i // r if i < mp.rv * r else mp.rv for i in range(cfg.rows)]
-    row_r = [i % r if i < mp.rv * r else 0 for i in range(cfg.rows)]
+    rc, u = mp.rc, layer.stride
+    row_k = [i // rc if i < mp.rv * rc else mp.rv for i in range(cfg.rows)]
+    row_r = [i % rc if i < mp.rv * rc else 0 for i in range(cfg.rows)]
     return {
         "c": layer.c, "hp": layer.hp, "wp": layer.wp, "m": layer.m, "e": layer.e, "f": layer.f,
-        "r": r, "s": layer.s, "u": u, "p": mp.p, "q": mp.q,
-        "n_mgroup": mp.n_mgroup, "n_estrip": mp.n_estrip, "n_cpass": mp.n_cpass,
-        "rv": mp.rv, "a_last": mp.a_last, "wa_last": mp.wa_last,
-        "rstart": max(0, r - u), "nnew": min(u, layer.s),
+        "s": layer.s, "u": u, "p": mp.p, "q": mp.q,
+        "n_mgroup": mp.n_mgroup, "n_estrip": mp.n_estrip, "n_rpass": mp.n_rpass,
+        "n_cpass": mp.n_cpass, "rv": mp.rv, "a_last": mp.a_last, "wa_last": mp.wa_last,
+        "rc": rc, "r_last": mp.r_last,
+        "rstart": max(0, rc - u), "rstart_last": max(0, mp.r_last - u), "nnew": min(u, layer.s),
         "row_k": row_k, "row_r": row_r, "col_y": [u * j for j in range(cfg.cols)],
     }
 
@@ -193,8 +201,9 @@ def padded(layer: ConvLayer, x) -> np.ndarray:
 
 def input_words(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x, w) -> list[int]:
     """The ``inp`` stream: the padded ifmap (C, Hp, Wp row-major), then for each
-    pass (filter group, strip, channel pass) the weights of each active PE row
-    (replica k, filter row r) in spad order (channel, s, filter)."""
+    pass (filter group, strip, row pass, channel pass) the weights of each
+    active PE row (replica k, filter row r0 + r) in spad order (channel, s,
+    filter)."""
     w = np.asarray(w, dtype=np.int64)
     if w.shape != (layer.m, layer.c, layer.r, layer.s):
         raise ValueError(f"layer {layer.name}: weight shape {w.shape}, expected "
@@ -203,13 +212,14 @@ def input_words(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x, w) -> list
     for mg in range(mp.n_mgroup):
         m0 = mg * mp.p
         for _ in range(mp.n_estrip):
-            for cp in range(mp.n_cpass):
-                c0 = cp * mp.rv * mp.q
-                for k in range(mp.replicas(cp)):
-                    cs = c0 + k * mp.q
-                    for r in range(layer.r):
-                        blk = w[m0:m0 + mp.p, cs:cs + mp.q, r, :]      # (p, q, S)
-                        words += [int(v) for v in blk.transpose(1, 2, 0).ravel()]
+            for rp in range(mp.n_rpass):
+                for cp in range(mp.n_cpass):
+                    c0 = cp * mp.rv * mp.q
+                    for k in range(mp.replicas(cp)):
+                        cs = c0 + k * mp.q
+                        for r in range(rp * mp.rc, rp * mp.rc + mp.rows(rp)):
+                            blk = w[m0:m0 + mp.p, cs:cs + mp.q, r, :]      # (p, q, S)
+                            words += [int(v) for v in blk.transpose(1, 2, 0).ravel()]
     return words
 
 
@@ -276,7 +286,6 @@ def predict(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x=None) -> Predic
     R, S, U, E, F = layer.r, layer.s, layer.stride, layer.e, layer.f
     p, q = mp.p, mp.q
     pqs = p * q * S
-    rstart = max(0, R - U)
     nnew = min(U, S)
     cyc = layer.c * layer.hp * layer.wp                     # LOAD
     glb_r = 0
@@ -286,10 +295,10 @@ def predict(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x=None) -> Predic
     for _ in range(mp.n_mgroup):
         for es in range(mp.n_estrip):
             wa = mp.wa_last if es == mp.n_estrip - 1 else cfg.cols
-            rows_unique = R + (wa - 1) * (R - rstart)
-            for cp in range(mp.n_cpass):
-                a = mp.replicas(cp)
-                words = a * R * pqs                          # FILT
+            for rp, cp in ((rp, cp) for rp in range(mp.n_rpass) for cp in range(mp.n_cpass)):
+                a, rr = mp.replicas(cp), mp.rows(rp)
+                rows_unique = rr + (wa - 1) * (rr - max(0, rr - U))
+                words = a * rr * pqs                         # FILT
                 filt_words += words
                 cyc += words
                 spad_w += words * wa
@@ -299,15 +308,15 @@ def predict(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x=None) -> Predic
                     items = a * q * rows_unique * nn         # DELIV
                     cyc += items
                     glb_r += items
-                    spad_w += a * R * wa * q * nn            # multicast receivers
-                    array += a * R * wa * q * nn
+                    spad_w += a * rr * wa * q * nn           # multicast receivers
+                    array += a * rr * wa * q * nn
                     cyc += pqs + cfg.mac_latency + 1         # MAC (start + run)
                     wb = p * wa                              # WB
                     cyc += wb + 1                            # + NEXT
                     glb_w += wb
-                    glb_r += wb if cp else 0
-                    spad_r += wb * a * R
-                    array += wb * (a * R - 1)
+                    glb_r += wb if (cp or rp) else 0
+                    spad_r += wb * a * rr
+                    array += wb * (a * rr - 1)
     outs = layer.m * E * F
     cyc += outs + 1                                          # OUT
     glb_r += outs

@@ -4,10 +4,12 @@
 convolution layer's R x E PE set in lock-step passes.  The layer and its
 mapping arrive on the ``layer`` port (filled by :mod:`gen.eyeriss_map`):
 
-* PE row i holds filter row ``row_r[i]`` of replica ``row_k[i]``; a replica
-  is one R-row copy of the PE set working on its own ``q`` channels, so
-  ``rv = H // R`` replicas cover ``rv*q`` channels per pass (replication);
-  the column sums add them up with the filter rows.
+* PE row i holds filter row ``r0 + row_r[i]`` of replica ``row_k[i]``; a
+  replica is one copy of the PE set's rows working on its own ``q``
+  channels, so ``rv = H // R`` replicas cover ``rv*q`` channels per pass
+  (replication); the column sums add them up with the filter rows.  A set
+  with R > H rows is folded: ``rc = H`` filter rows per row pass (r0 = 0,
+  rc, ...), the psums accumulated in the buffer like channel passes.
 * PE column j computes output row ``e0 + j``; an output height E > W is cut
   into strips of W columns that run one after the other (folding).
 
@@ -16,7 +18,7 @@ them up):
 
 ``LOAD``  the padded ifmap (C x Hp x Wp words, row-major) arrives on ``inp``
           and is written to the ifmap global buffer.
-``FILT``  per pass (filter group m0, strip e0, channel group c0): the weights
+``FILT``  per pass (filter group m0, strip e0, row pass r0, channel group c0): the weights
           of every active PE row, ``p*q*S`` words each in spad order, arrive
           on ``inp`` (from DRAM) and are broadcast along the row.
 then per output column x < F:
@@ -99,8 +101,9 @@ class EyerissArray(wiring.Component):
         m.d.comb += [gif_r.en.eq(0), gps_r.en.eq(0)]
 
         # Pass and loop state.
-        mg, es, cp = Signal(d), Signal(d), Signal(d)
-        m0, e0, c0, ue0 = Signal(d), Signal(d), Signal(d), Signal(big)
+        mg, es, rp, cp = Signal(d), Signal(d), Signal(d), Signal(d)
+        m0, e0, r0, c0, ue0 = Signal(d), Signal(d), Signal(d), Signal(d), Signal(big)
+        krc = Signal(d)           # k * rc: the first PE row of replica k
         x, ux, pos0, nn, wp = Signal(d), Signal(big), Signal(big), Signal(d), Signal(d)
         k, kq, cc, ccs, j, r, t, ts = (Signal(d, name=n) for n in
                                         ("k", "kq", "cc", "ccs", "j", "r", "t", "ts"))
@@ -110,13 +113,18 @@ class EyerissArray(wiring.Component):
         n_ps = Signal(range(cfg.glb_psum + 1))
 
         last_cp = cp + 1 == L.n_cpass
+        last_rp = rp + 1 == L.n_rpass
         reps = Signal(d)          # replicas in this pass (A)
         wa = Signal(d)            # columns in this strip (Wa)
+        rcur = Signal(d)          # filter rows in this row pass
+        rst = Signal(d)           # first row a column j > 0 does not share with j - 1
         m.d.comb += [reps.eq(Mux(last_cp, L.a_last, L.rv)),
-                     wa.eq(Mux(es + 1 == L.n_estrip, L.wa_last, W))]
+                     wa.eq(Mux(es + 1 == L.n_estrip, L.wa_last, W)),
+                     rcur.eq(Mux(last_rp, L.r_last, L.rc)),
+                     rst.eq(Mux(last_rp, L.rstart_last, L.rstart))]
         row_act = [Signal(name=f"row_act_{i}") for i in range(H)]
         col_act = [Signal(name=f"col_act_{jj}") for jj in range(W)]
-        m.d.comb += [row_act[i].eq(L.row_k[i] < reps) for i in range(H)]
+        m.d.comb += [row_act[i].eq((L.row_k[i] < reps) & (L.row_r[i] < rcur)) for i in range(H)]
         m.d.comb += [col_act[jj].eq(jj < wa) for jj in range(W)]
         pqs = Signal(range(cfg.filter_spad + 1))
         m.d.comb += pqs.eq(L.p * L.q * L.s)
@@ -137,7 +145,8 @@ class EyerissArray(wiring.Component):
         for i in range(H):
             for jj in range(W):
                 pe = pes[i][jj]
-                match = dv & (L.row_k[i] == dk) & (col_y[jj] + L.row_r[i] == dy) & col_act[jj]
+                match = (dv & (L.row_k[i] == dk) & (col_y[jj] + L.row_r[i] == dy)
+                         & row_act[i] & col_act[jj])
                 fw = f_we & (f_we_row == i) & col_act[jj]
                 m.d.comb += [
                     pe.f_we.eq(fw), pe.f_addr.eq(w), pe.f_data.eq(self.inp.payload),
@@ -187,8 +196,8 @@ class EyerissArray(wiring.Component):
         S = {name: n for n, name in enumerate(states)}
         with m.If(state == S["IDLE"]):
             with m.If(self.start):
-                m.d.sync += [n.eq(0), mg.eq(0), es.eq(0), cp.eq(0), m0.eq(0), e0.eq(0),
-                             c0.eq(0), ue0.eq(0)]
+                m.d.sync += [n.eq(0), mg.eq(0), es.eq(0), rp.eq(0), cp.eq(0), m0.eq(0),
+                             e0.eq(0), r0.eq(0), c0.eq(0), ue0.eq(0)]
                 m.d.sync += state.eq(S["LOAD"])
         with m.Elif(state == S["LOAD"]):
             m.d.comb += [self.busy.eq(1), self.inp.ready.eq(1),
@@ -197,7 +206,7 @@ class EyerissArray(wiring.Component):
             with m.If(in_fire):
                 m.d.sync += n.eq(n + 1)
                 with m.If(n + 1 == L.c * L.hp * L.wp):
-                    m.d.sync += [k.eq(0), r.eq(0), row.eq(0), w.eq(0)]
+                    m.d.sync += [k.eq(0), r.eq(0), row.eq(0), krc.eq(0), w.eq(0)]
                     m.d.sync += state.eq(S["FILT"])
         with m.Elif(state == S["FILT"]):
             m.d.comb += [self.busy.eq(1), self.inp.ready.eq(1), f_we.eq(in_fire),
@@ -206,11 +215,11 @@ class EyerissArray(wiring.Component):
                 with m.If(w + 1 < pqs):
                     m.d.sync += w.eq(w + 1)
                 with m.Else():
-                    m.d.sync += [w.eq(0), row.eq(row + 1)]
-                    with m.If(r + 1 < L.r):
-                        m.d.sync += r.eq(r + 1)
+                    m.d.sync += w.eq(0)
+                    with m.If(r + 1 < rcur):
+                        m.d.sync += [r.eq(r + 1), row.eq(row + 1)]
                     with m.Else():
-                        m.d.sync += r.eq(0)
+                        m.d.sync += [r.eq(0), row.eq(krc + L.rc), krc.eq(krc + L.rc)]
                         with m.If(k + 1 < reps):
                             m.d.sync += k.eq(k + 1)
                         with m.Else():
@@ -218,7 +227,7 @@ class EyerissArray(wiring.Component):
                             m.d.sync += state.eq(S["DELIV"])
         with m.Elif(state == S["DELIV"]):
             m.d.comb += [self.busy.eq(1), glb_rd.eq(1), gif_r.en.eq(1),
-                         gif_r.addr.eq(((c0 + kq + cc) * L.hp + ue0 + select(m, col_y, j, "dl_coly")
+                         gif_r.addr.eq(((c0 + kq + cc) * L.hp + ue0 + r0 + select(m, col_y, j, "dl_coly")
                                         + r) * L.wp + pos0 + t)]
             tsum = Signal(big)
             m.d.comb += tsum.eq(wp + t)
@@ -228,10 +237,10 @@ class EyerissArray(wiring.Component):
                 m.d.sync += t.eq(t + 1)
             with m.Else():
                 m.d.sync += t.eq(0)
-                with m.If(r + 1 < L.r):
+                with m.If(r + 1 < rcur):
                     m.d.sync += r.eq(r + 1)
                 with m.Elif(j + 1 < wa):
-                    m.d.sync += [j.eq(j + 1), r.eq(L.rstart)]
+                    m.d.sync += [j.eq(j + 1), r.eq(rst)]
                 with m.Else():
                     m.d.sync += [j.eq(0), r.eq(0)]
                     with m.If(cc + 1 < L.q):
@@ -254,10 +263,11 @@ class EyerissArray(wiring.Component):
                 m.d.sync += [f.eq(0), j.eq(0)]
                 m.d.sync += state.eq(S["WB"])
         with m.Elif(state == S["WB"]):
-            m.d.comb += [self.busy.eq(1), gps_r.en.eq(cp != 0),
+            acc_pass = (cp != 0) | (rp != 0)   # not the first pass into these psums
+            m.d.comb += [self.busy.eq(1), gps_r.en.eq(acc_pass),
                          gps_r.addr.eq(((m0 + f) * L.e + e0 + j) * L.f + x)]
-            m.d.comb += glb_rd.eq(cp != 0)
-            m.d.sync += [wv.eq(1), wf.eq(f), wj.eq(j), wacc.eq(cp != 0), waddr.eq(gps_r.addr)]
+            m.d.comb += glb_rd.eq(acc_pass)
+            m.d.sync += [wv.eq(1), wf.eq(f), wj.eq(j), wacc.eq(acc_pass), waddr.eq(gps_r.addr)]
             with m.If(j + 1 < wa):
                 m.d.sync += j.eq(j + 1)
             with m.Else():
@@ -274,12 +284,14 @@ class EyerissArray(wiring.Component):
                 start_deliv()
                 m.d.sync += state.eq(S["DELIV"])
             with m.Else():
-                m.d.sync += [k.eq(0), r.eq(0), row.eq(0), w.eq(0)]
+                m.d.sync += [k.eq(0), r.eq(0), row.eq(0), krc.eq(0), w.eq(0)]
                 m.d.sync += state.eq(S["FILT"])
                 with m.If(cp + 1 < L.n_cpass):
                     m.d.sync += [cp.eq(cp + 1), c0.eq(c0 + L.rv * L.q)]
+                with m.Elif(rp + 1 < L.n_rpass):
+                    m.d.sync += [cp.eq(0), c0.eq(0), rp.eq(rp + 1), r0.eq(r0 + L.rc)]
                 with m.Else():
-                    m.d.sync += [cp.eq(0), c0.eq(0)]
+                    m.d.sync += [cp.eq(0), c0.eq(0), rp.eq(0), r0.eq(0)]
                     with m.If(es + 1 < L.n_estrip):
                         m.d.sync += [es.eq(es + 1), e0.eq(e0 + W), ue0.eq(ue0 + L.u * W)]
                     with m.Else():

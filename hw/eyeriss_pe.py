@@ -110,12 +110,14 @@ class EyerissConfig(Config):
         return data.StructLayout({
             "c": d, "hp": d, "wp": d,        # ifmap channels, padded height, width
             "m": d, "e": d, "f": d,          # filters, output height, width
-            "r": d, "s": d, "u": d,          # filter rows, columns, stride
+            "s": d, "u": d,                  # filter columns, stride
             "p": d, "q": d,                  # filters and channels per PE
-            "n_mgroup": d, "n_estrip": d, "n_cpass": d,  # pass loop bounds
+            "n_mgroup": d, "n_estrip": d, "n_rpass": d, "n_cpass": d,  # pass loop bounds
             "rv": d, "a_last": d,            # replicas, replicas in the last channel pass
             "wa_last": d,                    # columns used in the last strip
-            "rstart": d, "nnew": d,          # first new row of a column, new positions per window
+            "rc": d, "r_last": d,            # filter rows per row pass, in the last row pass
+            "rstart": d, "rstart_last": d,   # first new row of a column (rc, r_last rows)
+            "nnew": d,                       # new positions per window step
             "row_k": data.ArrayLayout(d, self.rows),   # replica of each PE row (rv: unused)
             "row_r": data.ArrayLayout(d, self.rows),   # filter row of each PE row
             "col_y": data.ArrayLayout(d, self.cols),   # u * j: ifmap row offset of each column

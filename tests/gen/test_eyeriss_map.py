@@ -30,8 +30,6 @@ def test_scratchpads_too_small():
 
 
 def test_other_limits_name_the_layer():
-    with pytest.raises(MappingError, match=r"layer tall: the PE set needs R = 7 PE rows, the array has 6"):
-        choose_mapping(CFG, ConvLayer("tall", h=9, w=9, c=1, m=1, r=7, s=7))
     with pytest.raises(MappingError, match=r"layer big: the padded ifmap needs 800 global-buffer words, "
                                            r"glb_ifmap is 512"):
         choose_mapping(CFG, ConvLayer("big", h=20, w=20, c=2, m=1, r=3, s=3))
@@ -43,6 +41,15 @@ def test_field_width_limits():
         choose_mapping(narrow, ConvLayer("wide", h=14, w=14, c=1, m=1, r=1, s=1, stride=8))
     with pytest.raises(MappingError, match=r"layer many: c = 20 exceeds the 4-bit layer fields"):
         choose_mapping(narrow, ConvLayer("many", h=3, w=3, c=20, m=1, r=1, s=1))
+
+
+def test_tall_filters_fold_in_row_passes():
+    """R = 7 > H = 6: row passes of 6 and 1 filter rows, one replica."""
+    layer = ConvLayer("tall", h=9, w=9, c=1, m=2, r=7, s=7, padding=1)
+    mp = choose_mapping(CFG, layer)
+    assert (mp.rc, mp.n_rpass, mp.r_last, mp.rv) == (6, 2, 1, 1)
+    fields = layer_fields(CFG, layer, mp)
+    assert fields["row_r"] == [0, 1, 2, 3, 4, 5] and fields["rstart_last"] == 0
 
 
 def test_candidates_respect_the_scratchpads():
@@ -81,7 +88,8 @@ def _im2col_zeros(layer, x):
     return int(count)
 
 
-@pytest.mark.parametrize("dims", [(5, 5, 2, 2, 3, 1, 1), (7, 7, 2, 2, 5, 2, 2), (4, 5, 8, 3, 1, 1, 0)])
+@pytest.mark.parametrize("dims", [(5, 5, 2, 2, 3, 1, 1), (7, 7, 2, 2, 5, 2, 2), (4, 5, 8, 3, 1, 1, 0),
+                                  (9, 9, 1, 2, 7, 1, 1)])
 def test_predicted_macs_and_words(dims):
     h, w, c, m, r, u, pad = dims
     layer = ConvLayer("l", h=h, w=w, c=c, m=m, r=r, s=r, stride=u, padding=pad)
@@ -95,7 +103,7 @@ def test_predicted_macs_and_words(dims):
         assert pred.counters["macs"] + pred.counters["gated"] == layer.macs
         words = input_words(CFG, layer, mp, x, wt)
         ifmap = c * (h + 2 * pad) * (w + 2 * pad)
-        assert pred.counters["glb_writes"] == ifmap + m * layer.e * layer.f * mp.n_cpass
+        assert pred.counters["glb_writes"] == ifmap + m * layer.e * layer.f * mp.n_cpass * mp.n_rpass
         # every weight is sent once per strip (the filters are re-fetched per strip)
         assert len(words) - ifmap == wt.size * mp.n_estrip
         assert sorted(words[ifmap:]) == sorted(np.tile(wt.ravel(), mp.n_estrip).tolist())

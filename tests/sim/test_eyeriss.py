@@ -7,7 +7,8 @@ import pytest
 from hw.eyeriss import EyerissArray, EyerissConfig
 from sim.runner import run
 
-# 6 x 3 PEs: R = 3 replicates twice, R = 1 six times; E > 3 folds into strips.
+# 6 x 3 PEs: R = 3 replicates twice, R = 1 six times; E > 3 folds into strips,
+# R = 7 into row passes.
 CONFIG = EyerissConfig(rows=6, cols=3, filter_spad=32, ifmap_spad=12, psum_spad=4,
                        glb_ifmap=512, glb_psum=256)
 
@@ -30,9 +31,12 @@ CASES = [
     dict(h=4, w=4, c=2, m=1, r=3, s=3, stride=1, padding=0, seed=8, kind="min"),
     # a CONV2-like layer scaled down (5 x 5 filters, padding 2), as in bench/eyeriss_alexnet.py
     dict(h=7, w=7, c=3, m=4, r=5, s=5, stride=1, padding=2, seed=11),
+    # R = S = 7 > 6 rows: the PE set folds in row passes of 6 + 1 filter rows
+    dict(h=9, w=9, c=1, m=2, r=7, s=7, stride=1, padding=1, seed=12),
     # random valid/ready gaps on both streams
     dict(h=5, w=5, c=2, m=2, r=3, s=3, stride=1, padding=1, seed=9, valid_prob=0.5, ready_prob=0.4),
     dict(h=7, w=7, c=2, m=2, r=5, s=5, stride=2, padding=2, seed=10, valid_prob=0.7, ready_prob=0.3),
+    dict(h=8, w=8, c=2, m=2, r=7, s=7, stride=2, padding=3, seed=13, valid_prob=0.8, ready_prob=0.6),
 ]
 
 
