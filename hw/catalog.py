@@ -55,6 +55,8 @@ COMPONENTS: dict[str, Entry] = {e.name: e for e in [
           "AXI4 write master: (addr, beats) commands + data stream -> bursts"),
     Entry("axil-regs", "hw.axi_lite", "AxiLiteRegsConfig", "AxiLiteRegs",
           "AXI4-Lite slave -> simple register bus (addr, w_en, r_en, r_data)"),
+    Entry("accel", "hw.accel", "AccelConfig", "Accelerator",
+          "the whole accelerator: P x P WS array, buffers, controller, DMA, AXI4 + AXI4-Lite"),
     Entry("minerva-lane", "hw.minerva", "MinervaConfig", "MinervaLanes",
           "Minerva FC lanes: threshold pruning, Razor-masked weight SRAMs, ReLU"),
 ]}
