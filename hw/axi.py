@@ -25,7 +25,7 @@ import operator
 from dataclasses import dataclass
 
 from amaranth.hdl import unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import Config, ParamError, param

@@ -3,11 +3,12 @@
 One transaction at a time.  A write needs both its AW and its W beat, which
 may arrive in either order (each is accepted as soon as it is offered and
 held); the cycle after the handshake that completes the pair, ``bus.w_en``
-pulses with ``bus.addr``, ``bus.w_data`` and ``bus.w_strb``; the cycle after
-that ``bvalid`` rises and stays until ``bready``.  A read is accepted only while no write half is held
-or offered (writes win ties); ``bus.r_en`` pulses the cycle after the AR
-handshake, ``bus.r_data`` is sampled the cycle after ``r_en`` and presented
-on ``rdata`` with ``rvalid`` the cycle after that, held until ``rready``.
+pulses with ``bus.addr``, ``bus.w_data`` and ``bus.w_strb``; the cycle
+after that ``bvalid`` rises and stays until ``bready``.  A read is accepted
+only while no write half is held or offered (writes win ties); ``bus.r_en``
+pulses the cycle after the AR handshake, ``bus.r_data`` is sampled the
+cycle after ``r_en`` and presented on ``rdata`` with ``rvalid`` the cycle
+after that, held until ``rready``.
 
 Addresses are byte addresses; the bus carries the *word* address
 (``addr >> 2``, ``addr_width - 2`` bits; the two low bits are ignored).  With

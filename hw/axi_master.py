@@ -240,7 +240,8 @@ class AxiWriter(wiring.Component):
         push_now = push_done | (lens.w_en & lens.w_rdy)
         m.d.comb += burst.ready.eq(aw_now & push_now)
         with m.If(burst.valid):
-            m.d.sync += [aw_done.eq(aw_now & ~burst.ready), push_done.eq(push_now & ~burst.ready)]
+            m.d.sync += [aw_done.eq(aw_now & ~burst.ready),
+                         push_done.eq(push_now & ~burst.ready)]
         aw_fire = axi.awvalid & axi.awready
 
         head = data.View(entry, lens.r_data)
@@ -248,7 +249,8 @@ class AxiWriter(wiring.Component):
         wlast = Signal()
         m.d.comb += [
             wlast.eq(count == head.len - 1),
-            axi.wdata.eq(self.data.payload), axi.wstrb.eq((1 << cfg.bytes_per_beat) - 1), axi.wlast.eq(wlast),
+            axi.wdata.eq(self.data.payload), axi.wstrb.eq((1 << cfg.bytes_per_beat) - 1),
+            axi.wlast.eq(wlast),
             axi.wvalid.eq(lens.r_rdy & ~head.discard & self.data.valid),
             self.data.ready.eq(lens.r_rdy & (head.discard | axi.wready)),
         ]

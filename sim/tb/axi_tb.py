@@ -56,7 +56,8 @@ def _set_pauses(channels, rng: random.Random, prob: float):
 
 
 class AxiWatch:
-    """Records address-channel handshakes and checks the outstanding limit.
+    """Records address-channel handshakes; checks the outstanding limit and
+    that ``busy`` is high while any burst is in flight.
 
     ``ch`` is ``"ar"`` or ``"aw"``; a burst ends at ``rlast`` (reads) or at
     B (writes).  ``bursts`` lists (cycle, addr, beats).
@@ -90,6 +91,9 @@ class AxiWatch:
                 self.ends.append(now)
             self.max_seen = max(self.max_seen, len(self.bursts) - len(self.ends))
             assert self.max_seen <= self.limit, f"{self.max_seen} bursts in flight > {self.limit}"
+            # busy low means nothing in flight (the writer's "all writes done")
+            assert int(self.dut.busy.value) or len(self.bursts) == len(self.ends), \
+                f"cycle {now}: busy low with {len(self.bursts) - len(self.ends)} bursts in flight"
 
 
 def _words(blob: bytes, nbytes: int) -> list[int]:
