@@ -9,7 +9,9 @@ print MULT18X18D blocks, LUT4s, flip-flops, fmax and the critical path.
     python bench/systolic_ecp5.py                      # 4x4, 8x8, 12x12, WS and OS
     python bench/systolic_ecp5.py --sizes 4 --dataflows ws --json out.json
 
-A 12 x 12 array takes a few minutes to place and route.
+A 12 x 12 array takes a few minutes to place and route (much longer on a
+loaded machine); sizes can run in separate processes with ``--keep DIR`` and
+the table be printed from the kept reports with ``--from-keep DIR``.
 """
 
 from __future__ import annotations
@@ -21,9 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fpga.ecp5_synth import DEVICES, synth_ecp5  # noqa: E402
+from fpga.ecp5_synth import DEVICES, Ecp5Result, parse_report, synth_ecp5  # noqa: E402
 from gen.verilog import to_verilog  # noqa: E402
 from hw.systolic import SystolicArray, SystolicConfig  # noqa: E402
+
+
+def row_of(size: int, dataflow: str, res: Ecp5Result) -> dict:
+    return {"rows": size, "cols": size, "dataflow": dataflow, "pes": size * size,
+            "mult18": res.mult18, "mult18_available": DEVICES[res.device][1],
+            "lut4": res.lut4, "ff": res.ff, "ramw": res.used("TRELLIS_RAMW"),
+            "fmax_mhz": res.fmax, "target_mhz": res.target_mhz,
+            "meets_target": res.meets_target, "dsp_per_pe": res.mult18 == size * size,
+            "critical_path": res.path_summary(), "seconds": round(res.seconds, 1)}
 
 
 def run_one(size: int, dataflow: str, freq: float, seed: int, keep: str | None) -> dict:
@@ -32,12 +43,25 @@ def run_one(size: int, dataflow: str, freq: float, seed: int, keep: str | None) 
     keep_dir = None if keep is None else Path(keep) / f"{size}x{size}_{dataflow}"
     res = synth_ecp5(to_verilog(SystolicArray(cfg)), "top", freq_mhz=freq, device="85k",
                      package="CABGA381", seed=seed, keep_dir=keep_dir)
-    return {"rows": size, "cols": size, "dataflow": dataflow, "pes": size * size,
-            "mult18": res.mult18, "mult18_available": DEVICES["85k"][1],
-            "lut4": res.lut4, "ff": res.ff, "ramw": res.used("TRELLIS_RAMW"),
-            "fmax_mhz": res.fmax, "target_mhz": freq, "meets_target": res.meets_target,
-            "dsp_per_pe": res.mult18 == size * size,
-            "critical_path": res.path_summary(), "seconds": round(res.seconds, 1)}
+    return row_of(size, dataflow, res)
+
+
+def rows_from_keep(keep: str, sizes, dataflows, freq: float) -> list[dict]:
+    """Rows rebuilt from the nextpnr reports a ``--keep`` run left behind
+    (runs of different sizes may then be made in separate processes)."""
+    rows = []
+    for size in sizes:
+        for df in dataflows:
+            report = Path(keep) / f"{size}x{size}_{df}" / "report.json"
+            if not report.exists():
+                print(f"no report for {size}x{size} {df} in {keep}", file=sys.stderr)
+                continue
+            res = parse_report(json.loads(report.read_text()), top="top", device="85k",
+                               target_mhz=freq)
+            row = row_of(size, df, res)
+            row["seconds"] = None
+            rows.append(row)
+    return rows
 
 
 def print_table(rows: list[dict]) -> None:
@@ -55,7 +79,7 @@ def print_table(rows: list[dict]) -> None:
     print()
     for r in rows:
         print(f"{r['rows']}x{r['cols']} {r['dataflow']}: critical path {r['critical_path']}"
-              f"  ({r['seconds']} s)")
+              + (f"  ({r['seconds']} s)" if r["seconds"] is not None else ""))
 
 
 def main(argv=None) -> int:
@@ -65,13 +89,18 @@ def main(argv=None) -> int:
     ap.add_argument("--freq", type=float, default=150.0, help="nextpnr target (MHz)")
     ap.add_argument("--seed", type=int, default=1, help="placer seed")
     ap.add_argument("--keep", help="directory to keep each run's logs and report in")
+    ap.add_argument("--from-keep", metavar="DIR",
+                    help="do not run the tools: print the table from the reports kept in DIR")
     ap.add_argument("--json", help="write the rows as JSON to this file")
     args = ap.parse_args(argv)
-    rows = []
-    for size in args.sizes:
-        for df in args.dataflows:
-            rows.append(run_one(size, df, args.freq, args.seed, args.keep))
-            print(f"done {size}x{size} {df} in {rows[-1]['seconds']} s", file=sys.stderr)
+    if args.from_keep:
+        rows = rows_from_keep(args.from_keep, args.sizes, args.dataflows, args.freq)
+    else:
+        rows = []
+        for size in args.sizes:
+            for df in args.dataflows:
+                rows.append(run_one(size, df, args.freq, args.seed, args.keep))
+                print(f"done {size}x{size} {df} in {rows[-1]['seconds']} s", file=sys.stderr)
     print_table(rows)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
