@@ -60,7 +60,21 @@ class Clocked:
             await FallingEdge(self.clk)
 
 
-class StreamSource:
+class _StreamEnd:
+    """The three flattened signals of stream ``name`` and a cycle log."""
+
+    def __init__(self, clocked: Clocked, name: str, layout, rng: random.Random):
+        dut = clocked.dut
+        self.clocked = clocked
+        self.layout = layout
+        self.valid = getattr(dut, f"{name}__valid")
+        self.ready = getattr(dut, f"{name}__ready")
+        self.payload = getattr(dut, f"{name}__payload")
+        self.rng = rng
+        self.fired: list[int] = []
+
+
+class StreamSource(_StreamEnd):
     """Offers beats on stream ``name`` of ``dut``.
 
     ``layout`` is the payload layout (from the component's config).  Queue
@@ -70,16 +84,9 @@ class StreamSource:
 
     def __init__(self, clocked: Clocked, name: str, layout, *, valid_prob: float = 1.0,
                  rng: random.Random | None = None):
-        dut = clocked.dut
-        self.clocked = clocked
-        self.layout = layout
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.payload = getattr(dut, f"{name}__payload")
+        super().__init__(clocked, name, layout, rng or random.Random(0))
         self.valid_prob = valid_prob
-        self.rng = rng or random.Random(0)
         self.queue: deque = deque()
-        self.fired: list[int] = []
         self.valid.value = 0
         self._task = cocotb.start_soon(self._run())
 
@@ -108,7 +115,7 @@ class StreamSource:
                 offering = False
 
 
-class StreamSink:
+class StreamSink(_StreamEnd):
     """Accepts beats from stream ``name`` of ``dut`` and unpacks them.
 
     ``beats`` holds the unpacked payloads, ``fired`` their cycles.
@@ -116,16 +123,9 @@ class StreamSink:
 
     def __init__(self, clocked: Clocked, name: str, layout, *, ready_prob: float = 1.0,
                  rng: random.Random | None = None):
-        dut = clocked.dut
-        self.clocked = clocked
-        self.layout = layout
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.payload = getattr(dut, f"{name}__payload")
+        super().__init__(clocked, name, layout, rng or random.Random(1))
         self.ready_prob = ready_prob
-        self.rng = rng or random.Random(1)
         self.beats: list = []
-        self.fired: list[int] = []
         self.ready.value = 0
         self._task = cocotb.start_soon(self._run())
 
