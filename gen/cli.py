@@ -395,6 +395,7 @@ COMMANDS = {
     "generate": (lambda a: _accel("cmd_generate", a), "generate an accelerator for a network"),
     "simulate": (lambda a: _accel("cmd_simulate", a), "run test digits through the generated RTL"),
     "demo": (lambda a: _accel("cmd_demo", a), "the built-in demo (no arguments needed)"),
+    "fpga": (lambda a: __import__("fpga.cli", fromlist=["main"]).main(a), "build for an FPGA board; run over its UART"),
 }
 
 
@@ -420,6 +421,13 @@ def main(argv: list[str] | None = None) -> int:
     except ParamError as e:
         print(f"nnloom: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        from sim.runner import SimulationFailed
+        if isinstance(e, SimulationFailed):
+            first = str(e).splitlines()[0]
+            print(f"nnloom: simulation failed: {first}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         print("nnloom: interrupted", file=sys.stderr)
         return 130

@@ -17,7 +17,13 @@ import numpy as np
 
 __all__ = ["cmd_generate", "cmd_simulate", "cmd_demo"]
 
+TEST_DIGITS = 359      # size of gen.train.digits_split's test split
 DIGITS_NOTE = "simulate feeds the digits test split: the network's input must be [64] or [1, 8, 8]"
+
+
+def _spread(n: int) -> list[int]:
+    """``n`` test-split indices spread over the split (every class appears)."""
+    return sorted({int(i) for i in np.linspace(0, TEST_DIGITS - 1, n).round()})
 
 
 def _parser(prog):
@@ -149,14 +155,13 @@ def cmd_simulate(argv) -> int:
                     help="probability of a pause on every AXI channel each cycle (0..0.9)")
     args = ap.parse_args(argv)
     _check_size(args.size)
-    if not 1 <= args.samples <= 360:
-        raise _usage_error(f"--samples: expected 1..360, got {args.samples}")
+    if not 1 <= args.samples <= TEST_DIGITS:
+        raise _usage_error(f"--samples: expected 1..{TEST_DIGITS}, got {args.samples}")
     if not 0 <= args.pause <= 0.9:
         raise _usage_error(f"--pause: expected 0..0.9, got {args.pause}")
     if args.sim == "icarus" and not shutil.which("iverilog"):
         raise _usage_error("--sim: icarus: iverilog is not installed (apt-get install iverilog)")
-    samples = list(np.linspace(0, 359, args.samples).astype(int)) if args.samples > 1 else [0]
-    results, prog, _, _ = _simulate(args.network, [int(s) for s in samples], size=args.size,
+    results, prog, _, _ = _simulate(args.network, _spread(args.samples), size=args.size,
                                     sim=args.sim, pause=args.pause)
     _summary(results, prog)
     return 0
@@ -253,8 +258,8 @@ def cmd_demo(argv) -> int:
         ok = all(v["exact"] and v["cycles"] == v["formula"] for v in summary.values())
         print(f"demo {'passed' if ok else 'FAILED'}; Verilog in {out}/")
         return 0 if ok else 1
-    if not 1 <= args.samples <= 360:
-        raise _usage_error(f"--samples: expected 1..360, got {args.samples}")
+    if not 1 <= args.samples <= TEST_DIGITS:
+        raise _usage_error(f"--samples: expected 1..{TEST_DIGITS}, got {args.samples}")
     from gen.accelerator import generate
     from gen.train import digits_split
     from sim.accel_models import digits_qnet
@@ -263,7 +268,7 @@ def cmd_demo(argv) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     summaries, accs = {}, {}
-    samples = [int(s) for s in np.linspace(0, 359, args.samples).astype(int)]
+    samples = _spread(args.samples)
     for name in DEMO_NETWORKS:
         toml = _trained(name, cache_root() / "demo", print)
         net, qnet, xq, y, xf = digits_qnet(str(toml))

@@ -10,6 +10,7 @@ output and the counters: what a driver on a real board does over its bus.
 
 from __future__ import annotations
 
+import logging
 import random
 
 from cocotb.triggers import RisingEdge, with_timeout
@@ -39,6 +40,8 @@ class AccelRuntime:
         size = 1 << max(12, (base + program.size + 4095).bit_length())
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=size)
         self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
+        for prefix in ("m_axi_", "s_axil_"):    # a log line per burst slows the run
+            logging.getLogger(f"cocotb.{dut._name}.{prefix}").setLevel(logging.WARNING)
         if pause_prob:
             rng = random.Random(seed)
             for ch in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
