@@ -76,8 +76,6 @@ class AxiLiteSignature(wiring.Signature):
         return (type(other) is type(self) and other.addr_width == self.addr_width
                 and other.data_width == self.data_width)
 
-    __hash__ = wiring.Signature.__hash__
-
     def __repr__(self):
         return f"AxiLiteSignature({self.addr_width}, {self.data_width})"
 
@@ -117,8 +115,6 @@ class Axi4Signature(wiring.Signature):
         return (type(other) is type(self) and other.addr_width == self.addr_width
                 and other.data_width == self.data_width and other.id_width == self.id_width)
 
-    __hash__ = wiring.Signature.__hash__
-
     def __repr__(self):
         return f"Axi4Signature({self.addr_width}, {self.data_width}, {self.id_width})"
 
@@ -142,8 +138,6 @@ class RegBusSignature(wiring.Signature):
     def __eq__(self, other):
         return (type(other) is type(self) and other.addr_width == self.addr_width
                 and other.data_width == self.data_width)
-
-    __hash__ = wiring.Signature.__hash__
 
     def __repr__(self):
         return f"RegBusSignature({self.addr_width}, {self.data_width})"
