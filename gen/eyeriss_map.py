@@ -282,7 +282,10 @@ def _zero_counts(layer: ConvLayer, q: int, x) -> tuple[int, int]:
 
 def predict(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x=None) -> Prediction:
     """Exact cycles (full-rate input, always-ready output) and counters of
-    ``layer`` under mapping ``mp``; ``x`` (C x H x W) gives the zero counts."""
+    ``layer`` under mapping ``mp``; ``x`` (C x H x W) gives the zero counts.
+
+    Cycles are counted as a timeline (cycle indices from the first busy
+    cycle), because the write-back of each window overlaps what follows."""
     R, S, U, E, F = layer.r, layer.s, layer.stride, layer.e, layer.f
     p, q = mp.p, mp.q
     pqs = p * q * S
@@ -292,6 +295,7 @@ def predict(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x=None) -> Predic
     glb_w = layer.c * layer.hp * layer.wp
     spad_r = spad_w = array = 0
     filt_words = 0
+    wb_free = 0        # first cycle the write-back engine is idle
     for _ in range(mp.n_mgroup):
         for es in range(mp.n_estrip):
             wa = mp.wa_last if es == mp.n_estrip - 1 else cfg.cols
@@ -310,15 +314,17 @@ def predict(cfg: EyerissConfig, layer: ConvLayer, mp: Mapping, x=None) -> Predic
                     glb_r += items
                     spad_w += a * rr * wa * q * nn           # multicast receivers
                     array += a * rr * wa * q * nn
-                    cyc += pqs + cfg.mac_latency + 1         # MAC (start + run)
-                    wb = p * wa                              # WB
-                    cyc += wb + 1                            # + NEXT
+                    # MAC: starts once the previous write-back has read its psums
+                    cyc = max(cyc, wb_free) + 1 + pqs + cfg.mac_latency
+                    wb = p * wa                              # write-back, beside what follows
+                    wb_free = cyc + wb
+                    cyc += 1                                 # NEXT
                     glb_w += wb
                     glb_r += wb if (cp or rp) else 0
                     spad_r += wb * a * rr
                     array += wb * (a * rr - 1)
     outs = layer.m * E * F
-    cyc += outs + 1                                          # OUT
+    cyc = max(cyc, wb_free + 1) + outs + 1                   # OUT, after the last write
     glb_r += outs
     # PE events: every (c, r, e, x, s) is one PE step per filter.
     steps = layer.c * R * E * F * S

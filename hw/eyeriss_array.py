@@ -26,13 +26,18 @@ then per output column x < F:
           buffer, the new window positions only (S at x = 0, min(U, S) after),
           and multicast to every PE whose tag (replica, U*j + r) matches: the
           diagonal reuse of the RS dataflow.  One word per cycle.
-``MAC``   one cycle to start the PEs, then ``p*q*S + mac_latency`` cycles
-          (eight states in all, so the state's cases are complete).
-``WB``    for each filter f < p and column j: the column's psums, summed up
-          the PE column, plus the psum from the global buffer (not on the
-          first channel pass), written back to the psum buffer.  One per cycle.
+``MAC``   one cycle to start the PEs, then ``p*q*S + mac_latency`` cycles;
+          the start waits until the write-back of the previous window has
+          read every psum.
 ``NEXT``  one cycle to step x or the pass counters.
-``OUT``   the M x E x F psums leave on ``result`` in that order.
+``OUT``   the M x E x F psums leave on ``result`` in that order, once the
+          last write-back is written.
+
+Write-back (beside the phases above, from the end of each MAC phase): for
+each filter f < p and column j, one per cycle, the column's psums summed up
+the PE column, plus the psum from the global buffer (not on the first row
+and channel pass), are written to the psum buffer.  It overlaps ``NEXT``,
+``DELIV`` and ``FILT`` of what follows.
 
 Counters (``cnt_*``, cleared on ``start``): MACs, gated MACs, scratchpad
 reads and writes, inter-PE (array) transfers, global-buffer reads and writes,
@@ -43,7 +48,7 @@ buffer.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -108,7 +113,6 @@ class EyerissArray(wiring.Component):
         k, kq, cc, ccs, j, r, t, ts = (Signal(d, name=n) for n in
                                         ("k", "kq", "cc", "ccs", "j", "r", "t", "ts"))
         row, w, n = Signal(d), Signal(range(cfg.filter_spad + 1)), Signal(range(cfg.glb_ifmap + 1))
-        f = Signal(range(cfg.psum_spad + 1))
         cnt = Signal(range(cfg.filter_spad + 2))
         n_ps = Signal(range(cfg.glb_psum + 1))
 
@@ -160,16 +164,25 @@ class EyerissArray(wiring.Component):
                 inc["spad_writes"] += [pe.ev_pwr, fw, match]
                 inc["array"] += [fw, match]
 
+        # Write-back engine: runs beside DELIV/FILT of the next window, on a
+        # snapshot of the pass (rows, columns, base address) taken when the
+        # MACs end; the next MAC waits until it has read every psum.
+        wb_go, wb_busy, wb_acc = Signal(), Signal(), Signal()
+        wb_f = Signal(range(cfg.psum_spad + 1))
+        wb_j, wb_wa, wb_m0, wb_e0, wb_x = (Signal(d, name=f"wb_{n}") for n in ("j", "wa", "m0", "e0", "x"))
+        wb_act = Signal(H)
+        acc_pass = (cp != 0) | (rp != 0)   # not the first pass into these psums
+
         # Column sums: the psums of the active rows, accumulated up each column.
         colsum = []
         for jj in range(W):
             acc = Signal(cfg.acc_shape, name=f"colsum_{jj}")
-            m.d.comb += acc.eq(sum(Mux(row_act[i], pes[i][jj].psum_out, 0) for i in range(H)))
+            m.d.comb += acc.eq(sum(Mux(wb_act[i], pes[i][jj].psum_out, 0) for i in range(H)))
             colsum.append(acc)
         wsum = select(m, colsum, wj, "wb_colsum")
         m.d.comb += [gps_w.addr.eq(waddr), gps_w.data.eq(wsum + Mux(wacc, gps_r.data, 0)),
                      gps_w.en.eq(wv)]
-        active_rows = sum(row_act)
+        active_rows = sum(wb_act[i] for i in range(H))
         wb_reads = Signal(range(H + 1))
         m.d.comb += wb_reads.eq(Mux(wv, active_rows, 0))
         inc["spad_reads"].append(wb_reads)
@@ -179,8 +192,25 @@ class EyerissArray(wiring.Component):
 
 
         in_fire = self.inp.valid & self.inp.ready
-        glb_rd = Signal()
-        inc["glb_reads"].append(glb_rd)
+        glb_rd, wb_rd = Signal(), Signal()     # ifmap-bank and psum-bank reads
+        inc["glb_reads"] += [glb_rd, wb_rd]
+
+        with m.If(wb_go):
+            m.d.sync += [wb_busy.eq(1), wb_f.eq(0), wb_j.eq(0), wb_wa.eq(wa), wb_m0.eq(m0),
+                         wb_e0.eq(e0), wb_x.eq(x), wb_acc.eq(acc_pass),
+                         wb_act.eq(Cat(*row_act))]
+        with m.Elif(wb_busy):
+            m.d.comb += [gps_r.en.eq(wb_acc), wb_rd.eq(wb_acc),
+                         gps_r.addr.eq(((wb_m0 + wb_f) * L.e + wb_e0 + wb_j) * L.f + wb_x)]
+            m.d.sync += [wv.eq(1), wf.eq(wb_f), wj.eq(wb_j), wacc.eq(wb_acc), waddr.eq(gps_r.addr)]
+            with m.If(wb_j + 1 < wb_wa):
+                m.d.sync += wb_j.eq(wb_j + 1)
+            with m.Else():
+                m.d.sync += wb_j.eq(0)
+                with m.If(wb_f + 1 < L.p):
+                    m.d.sync += wb_f.eq(wb_f + 1)
+                with m.Else():
+                    m.d.sync += wb_busy.eq(0)
 
         def to_x0():
             m.d.sync += [x.eq(0), ux.eq(0), pos0.eq(0), nn.eq(L.s), wp.eq(0)]
@@ -191,7 +221,7 @@ class EyerissArray(wiring.Component):
 
         # The controller's state, decoded with If/Elif (not Switch) so that
         # the emitted Verilog has no incomplete ``case`` on it.
-        states = ("IDLE", "LOAD", "FILT", "DELIV", "MAC", "WB", "NEXT", "OUT")
+        states = ("IDLE", "LOAD", "FILT", "DELIV", "MAC", "NEXT", "OUT")
         state = Signal(range(len(states)), name="ctl_state")
         S = {name: n for n, name in enumerate(states)}
         with m.If(state == S["IDLE"]):
@@ -256,26 +286,15 @@ class EyerissArray(wiring.Component):
                             m.d.sync += cnt.eq(0)
                             m.d.sync += state.eq(S["MAC"])
         with m.Elif(state == S["MAC"]):
-            # cnt = 0: start the PEs; then p*q*S + mac_latency cycles.
-            m.d.comb += [self.busy.eq(1), macgo.eq(cnt == 0)]
-            m.d.sync += cnt.eq(cnt + 1)
+            # cnt = 0: start the PEs, once the write-back of the previous window
+            # has read their psums; then p*q*S + mac_latency cycles, and the
+            # write-back of this window starts.
+            m.d.comb += [self.busy.eq(1), macgo.eq((cnt == 0) & ~wb_busy)]
+            with m.If((cnt != 0) | ~wb_busy):
+                m.d.sync += cnt.eq(cnt + 1)
             with m.If(cnt == pqs + cfg.mac_latency):
-                m.d.sync += [f.eq(0), j.eq(0)]
-                m.d.sync += state.eq(S["WB"])
-        with m.Elif(state == S["WB"]):
-            acc_pass = (cp != 0) | (rp != 0)   # not the first pass into these psums
-            m.d.comb += [self.busy.eq(1), gps_r.en.eq(acc_pass),
-                         gps_r.addr.eq(((m0 + f) * L.e + e0 + j) * L.f + x)]
-            m.d.comb += glb_rd.eq(acc_pass)
-            m.d.sync += [wv.eq(1), wf.eq(f), wj.eq(j), wacc.eq(acc_pass), waddr.eq(gps_r.addr)]
-            with m.If(j + 1 < wa):
-                m.d.sync += j.eq(j + 1)
-            with m.Else():
-                m.d.sync += j.eq(0)
-                with m.If(f + 1 < L.p):
-                    m.d.sync += f.eq(f + 1)
-                with m.Else():
-                    m.d.sync += state.eq(S["NEXT"])
+                m.d.comb += wb_go.eq(1)
+                m.d.sync += state.eq(S["NEXT"])
         with m.Elif(state == S["NEXT"]):
             m.d.comb += self.busy.eq(1)
             with m.If(x + 1 < L.f):
@@ -301,10 +320,12 @@ class EyerissArray(wiring.Component):
                         with m.Else():
                             m.d.sync += [n_ps.eq(0), ovalid.eq(0)]
                             m.d.sync += state.eq(S["OUT"])
-        with m.Else():  # OUT
+        with m.Else():  # OUT, once the last write-back has been written
             m.d.comb += [self.busy.eq(1), self.result.valid.eq(ovalid),
-                         self.result.payload.eq(gps_r.data), gps_r.addr.eq(n_ps)]
-            adv = ~ovalid | self.result.ready
+                         self.result.payload.eq(gps_r.data)]
+            with m.If(~wb_busy):  # the last write-back may still be reading
+                m.d.comb += gps_r.addr.eq(n_ps)
+            adv = (~ovalid | self.result.ready) & ~wb_busy & ~wv
             with m.If(adv):
                 with m.If(n_ps != L.m * L.e * L.f):
                     m.d.comb += [gps_r.en.eq(1), glb_rd.eq(1)]
