@@ -6,21 +6,22 @@ mapping arrive on the ``layer`` port (filled by :mod:`gen.eyeriss_map`):
 
 * PE row i holds filter row ``r0 + row_r[i]`` of replica ``row_k[i]``; a
   replica is one copy of the PE set's rows working on its own ``q``
-  channels, so ``rv = H // R`` replicas cover ``rv*q`` channels per pass
+  channels, so ``rv = H // rc`` replicas cover ``rv*q`` channels per pass
   (replication); the column sums add them up with the filter rows.  A set
   with R > H rows is folded: ``rc = H`` filter rows per row pass (r0 = 0,
   rc, ...), the psums accumulated in the buffer like channel passes.
 * PE column j computes output row ``e0 + j``; an output height E > W is cut
   into strips of W columns that run one after the other (folding).
 
-Phases (the cycle of each is exact; :func:`gen.eyeriss_map.predict` adds
-them up):
+Phases (each takes an exact number of cycles; :func:`gen.eyeriss_map.predict`
+lays them out as a timeline):
 
 ``LOAD``  the padded ifmap (C x Hp x Wp words, row-major) arrives on ``inp``
           and is written to the ifmap global buffer.
-``FILT``  per pass (filter group m0, strip e0, row pass r0, channel group c0): the weights
-          of every active PE row, ``p*q*S`` words each in spad order, arrive
-          on ``inp`` (from DRAM) and are broadcast along the row.
+``FILT``  per pass (filter group m0, strip e0, row pass r0, channel group
+          c0): the weights of every active PE row, ``p*q*S`` words each in
+          spad order, arrive on ``inp`` (from DRAM) and are broadcast along
+          the row.
 then per output column x < F:
 ``DELIV`` every ifmap row that a PE of the set needs is read from the global
           buffer, the new window positions only (S at x = 0, min(U, S) after),
