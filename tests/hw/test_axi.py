@@ -227,6 +227,13 @@ def test_misaligned_sets_error_and_clear():
         ctx.set(dut.clear, 1)
         await ctx.tick()
         assert not ctx.get(dut.error) and ctx.get(dut.error_code) == 0
+        # an error in the same cycle as clear wins
+        ctx.set(dut.cmd.payload, {"addr": 7, "beats": 1})
+        ctx.set(dut.cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.cmd.valid, 0)
+        ctx.set(dut.clear, 0)
+        assert ctx.get(dut.error_code) == ERR_MISALIGNED
     _run(dut, bench)
 
 
