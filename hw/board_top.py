@@ -28,11 +28,17 @@ from amaranth.lib.wiring import In, Out
 
 from .accel import REGS, Accelerator
 from .accel_core import AccelConfig
+from .axi import AxiLiteRegsConfig
 from .axi_bram import AxiBram, check_depth
+from .axi_lite import AxiLiteRegs
 from .uart import UartRx, UartTx, check_divisor
 from .uart_bridge import UartBridge
 
-__all__ = ["BoardTop", "mem_depth_for"]
+__all__ = ["BoardTop", "mem_depth_for", "LINK_REGS"]
+
+#: The register space the bridge reaches: the accelerator's AXI4-Lite slave
+#: (12-bit byte addresses).
+LINK_REGS = AxiLiteRegsConfig(addr_width=12)
 
 
 def mem_depth_for(image_bytes: int) -> int:
@@ -46,17 +52,18 @@ class BoardTop(wiring.Component):
     """Accelerator + block RAM + UART bridge.
 
     Parameters: ``config`` (:class:`~hw.accel_core.AccelConfig`, data_width
-    32), ``mem_depth`` (32-bit words of block RAM), ``divisor`` (clock cycles
-    per UART bit).
+    32; None: a link-only top, no accelerator, the register space one 32-bit
+    scratch register, to bring up a board's UART and RAM), ``mem_depth``
+    (32-bit words of block RAM), ``divisor`` (clock cycles per UART bit).
 
     Members: ``uart_rx`` (In, idle high), ``uart_tx`` (Out), ``leds`` (Out,
     3: busy, done, error), ``irq`` (Out).
     """
 
     def __init__(self, config: AccelConfig, *, mem_depth: int, divisor: int):
-        if not isinstance(config, AccelConfig):
-            raise TypeError(f"config must be an AccelConfig, not {config!r}")
-        if config.data_width != 32:
+        if config is not None and not isinstance(config, AccelConfig):
+            raise TypeError(f"config must be an AccelConfig or None, not {config!r}")
+        if config is not None and config.data_width != 32:
             raise ValueError(f"the board top needs data_width 32, not {config.data_width}")
         self.config = config
         self.divisor = check_divisor(divisor)
@@ -66,20 +73,21 @@ class BoardTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.accel = accel = Accelerator(self.config)
         m.submodules.ram = ram = AxiBram(self.mem_depth)
         m.submodules.rx = rx = UartRx(self.divisor)
         m.submodules.tx = tx = UartTx(self.divisor)
-        m.submodules.bridge = br = UartBridge(addr_width=accel.lcfg.addr_width,
+        m.submodules.bridge = br = UartBridge(addr_width=LINK_REGS.addr_width,
                                               mem_abits=ram.abits)
+        if self.config is None:
+            return self._link_only(m, br, rx, tx, ram)
+        m.submodules.accel = accel = Accelerator(self.config)
+        assert accel.lcfg.addr_width == LINK_REGS.addr_width
         wiring.connect(m, accel.m_axi, ram.s_axi)
         wiring.connect(m, br.m_axil, accel.s_axil)
         wiring.connect(m, rx.data, br.rx)
         wiring.connect(m, br.tx, tx.data)
-        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx), self.irq.eq(accel.irq),
-                     ram.host_req.eq(br.mem_req), ram.host_we.eq(br.mem_we),
-                     ram.host_addr.eq(br.mem_addr), ram.host_wdata.eq(br.mem_wdata),
-                     br.mem_rdata.eq(ram.host_rdata), br.mem_ack.eq(ram.host_ack)]
+        m.d.comb += self.irq.eq(accel.irq)
+        self._link(m, br, rx, tx, ram)
 
         # LEDs: activity stretch, and the last STATUS the host read
         activity = Signal(16)
@@ -97,5 +105,24 @@ class BoardTop(wiring.Component):
             m.d.sync += status.eq(ax.rdata[:3])
         m.d.comb += self.leds.eq(Cat(status[0] | (activity != 0), accel.irq,
                                      status[2] | rx.overrun))
+        return m
+
+    def _link(self, m, br, rx, tx, ram):
+        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx),
+                     ram.host_req.eq(br.mem_req), ram.host_we.eq(br.mem_we),
+                     ram.host_addr.eq(br.mem_addr), ram.host_wdata.eq(br.mem_wdata),
+                     br.mem_rdata.eq(ram.host_rdata), br.mem_ack.eq(ram.host_ack)]
+
+    def _link_only(self, m, br, rx, tx, ram):
+        m.submodules.regs = regs = AxiLiteRegs(LINK_REGS)
+        wiring.connect(m, br.m_axil, regs.axil)
+        wiring.connect(m, rx.data, br.rx)
+        wiring.connect(m, br.tx, tx.data)
+        self._link(m, br, rx, tx, ram)
+        scratch = Signal(32)
+        with m.If(regs.bus.w_en):
+            m.d.sync += scratch.eq(regs.bus.w_data)
+        m.d.sync += regs.bus.r_data.eq(scratch)
+        m.d.comb += self.leds.eq(Cat(br.mem_req, 0, rx.overrun))
         return m
 

