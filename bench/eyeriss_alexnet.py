@@ -3,6 +3,7 @@ and model of the RTL) against weight- and output-stationary models, with the
 same normalized cost table.
 
     python bench/eyeriss_alexnet.py            # the table (model only)
+    python bench/eyeriss_alexnet.py --costs horowitz45   # or --costs my_costs.toml
     python bench/eyeriss_alexnet.py --rtl      # also run a scaled-down CONV2-like
                                                # layer in RTL (Verilator) and check
                                                # cycles and counters against the model
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from gen.dataflow_compare import output_stationary, weight_stationary  # noqa: E402
-from gen.energy import EYERISS_NORMALIZED, TABLES  # noqa: E402
+from gen.energy import TABLES, CostTable, CostTableError  # noqa: E402
 from gen.eyeriss_map import ConvLayer, choose_mapping, gating_savings, predict  # noqa: E402
 from hw.eyeriss import EyerissConfig  # noqa: E402
 
@@ -102,10 +103,20 @@ def rtl_check() -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--costs", default="eyeriss", choices=sorted(TABLES))
+    ap.add_argument("--costs", default="eyeriss",
+                    help=f"a built-in cost table ({', '.join(sorted(TABLES))}) or a TOML file "
+                         "with a [costs] table (see gen/energy.py)")
     ap.add_argument("--rtl", action="store_true", help="also run the scaled-down layer in RTL")
     args = ap.parse_args(argv)
-    print(table(TABLES.get(args.costs, EYERISS_NORMALIZED)))
+    if args.costs in TABLES:
+        costs = TABLES[args.costs]
+    else:
+        try:
+            costs = CostTable.from_toml(args.costs)
+        except CostTableError as e:
+            print(f"eyeriss_alexnet: {e}", file=sys.stderr)
+            return 2
+    print(table(costs))
     if args.rtl:
         print(rtl_check())
     return 0
