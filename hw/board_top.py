@@ -60,7 +60,7 @@ class BoardTop(wiring.Component):
     3: busy, done, error), ``irq`` (Out).
     """
 
-    def __init__(self, config: AccelConfig, *, mem_depth: int, divisor: int):
+    def __init__(self, config: AccelConfig | None, *, mem_depth: int, divisor: int):
         if config is not None and not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig or None, not {config!r}")
         if config is not None and config.data_width != 32:

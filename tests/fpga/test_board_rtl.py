@@ -108,3 +108,16 @@ def test_lint_clean_and_deterministic(make):
     assert ok, out
     ok, out = yosys_check(a)
     assert ok, out
+
+
+def test_ecp5_pll_dividers():
+    from fpga.board import PllError, ecp5_pll
+
+    for f_out in (25.0, 40.0, 50.0, 62.5):
+        p = ecp5_pll(25.0, f_out)
+        assert abs(p["f_out"] - f_out) <= 0.01 * f_out
+        # CLKOP feedback: f_out = f_in / CLKI_DIV * CLKFB_DIV; VCO = f_out * CLKOP_DIV
+        assert p["f_out"] == 25.0 / p["refclk_div"] * p["feedback_div"]
+        assert 400 <= p["f_out"] * p["output_div"] <= 800
+    with pytest.raises(PllError):
+        ecp5_pll(25.0, 1000.0)
