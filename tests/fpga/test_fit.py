@@ -49,7 +49,7 @@ def test_cli_fit_failure_is_one_line_exit_2(capsys):
 def test_cli_fit_passes_on_ulx3s(capsys):
     rc = main(["fpga", "build", "examples/digits_mlp.toml", "--board", "ulx3s-85f", "--check"])
     assert rc == 0
-    assert '"dsps": 23' in capsys.readouterr().out      # 16 PEs + 7 outside the array
+    assert '"dsps": 25' in capsys.readouterr().out      # 16 PEs + 9 outside the array
 
 
 @pytest.mark.parametrize("argv,msg", [
