@@ -14,8 +14,8 @@ a board:
   4,880 flip-flops for the P = 4 accelerator alone; the ULX3S board top at
   P = 4: 6,948 TRELLIS_COMB, 4,270 TRELLIS_FF, 23 MULT18X18D of which 7 are
   outside the array (requantization and controller products), 15 DP16KD;
-  at P = 8: 11,296, 8,661, 71, 16; at P = 12: 153 MULT18X18D, 9 outside
-  the array, the DSP overhead taken as 9), minus what the array model already
+  at P = 8: 11,296, 8,661, 71, 16; at P = 12: 18,761, 15,573, 153 (9 outside
+  the array), 17), minus what the array model already
   counts, rounded up so that the estimate stays above synthesis;
 * block RAM counted in blocks, memory by memory (width and depth decide,
   not bits: the 64 x 512-bit instruction memory takes 22 iCE40 EBRs since
@@ -44,11 +44,11 @@ __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "availabl
 #: Accelerator logic outside the array, plus the UART bridge and LED logic:
 #: LUT4s and flip-flops ``fixed + per_p * P`` (the lane-serial
 #: requantization, feeders and accumulator paths widen with P), DSPs fixed.
-#: Fitted to synthesis minus the array model at P = 4 and P = 8 (ECP5) and
+#: Fitted to synthesis minus the array model at P = 4, 8 and 12 (ECP5) and
 #: rounded up; iCE40 has one point (P = 4) and takes the ECP5 slopes.
 OVERHEAD = {
-    "ice40": {"luts": (6720, 520), "ffs": (1540, 190), "dsps": 0},
-    "ecp5": {"luts": (3700, 520), "ffs": (1900, 190), "dsps": 9},   # requantization + controller
+    "ice40": {"luts": (5840, 740), "ffs": (1540, 190), "dsps": 0},
+    "ecp5": {"luts": (2600, 740), "ffs": (1900, 190), "dsps": 9},   # requantization + controller
 }
 
 # (depth, width) configurations of one block RAM
