@@ -109,6 +109,7 @@ def cmd_run(argv) -> int:
     args = ap.parse_args(argv)
     network, qnet, cfg, prog, _, _ = _checked(prepare, args.network, args.board, size=args.size)
     from sim.accel_models import digits_qnet
+    from sim.golden.qnet import run as golden_run
 
     _, _, xq, y, _ = digits_qnet(args.network)
     try:
@@ -118,7 +119,8 @@ def cmd_run(argv) -> int:
     with port:
         try:
             check_board(port, cfg)
-            rows = run_samples(port, prog, qnet, xq, range(args.samples))
+            rows = run_samples(port, prog, lambda x: golden_run(qnet, x)[-1], xq,
+                               range(args.samples))
         except (link.LinkError, link.AccelError) as e:
             print(f"nnloom: fpga run: {e}", file=sys.stderr)
             return 1

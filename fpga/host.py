@@ -36,14 +36,13 @@ def check_board(port, cfg) -> int:
     return info
 
 
-def run_samples(port, prog, qnet, xq, samples) -> list[dict]:
-    """Infer each test sample on the board; compare with the golden model."""
-    from sim.golden.qnet import run as golden_run
-
+def run_samples(port, prog, reference, xq, samples) -> list[dict]:
+    """Infer each test sample on the board; compare with ``reference(x)``, the
+    golden model's output (the CLI passes :func:`sim.golden.qnet.run`'s)."""
     rows = []
     for k, s in enumerate(samples):
         y, counters = link.run_sync(link.infer(prog, xq[s], load=k == 0), port)
-        want = golden_run(qnet, xq[s])[-1]
+        want = reference(xq[s])
         rows.append({"sample": int(s), "output": y.tolist(), "class": int(np.argmax(y)),
                      "bit_exact": bool(np.array_equal(y, want)), "cycles": counters["cycles"],
                      "layers": counters["layers"]})

@@ -261,7 +261,6 @@ def cmd_demo(argv) -> int:
     if not 1 <= args.samples <= TEST_DIGITS:
         raise _usage_error(f"--samples: expected 1..{TEST_DIGITS}, got {args.samples}")
     from gen.accelerator import generate
-    from gen.train import digits_split
     from sim.accel_models import digits_qnet
     from sim.golden.qnet import predict
     from sim.runner import cache_root

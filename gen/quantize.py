@@ -66,7 +66,7 @@ def _mults(reals):
 
 def quantize(network: Network, calibration, fmt: str = "int8") -> QuantizedNetwork:
     """Quantize ``network`` using ``calibration`` inputs ([N, *input_shape], floats)."""
-    from sim.golden.qnet import run_float
+    from gen.float_ref import run_float
 
     if fmt not in FORMATS:
         raise QuantizeError(f"format: expected one of {', '.join(FORMATS)}, got {fmt!r}")

@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 from gen.network import Network, NetworkError
-from sim.golden.qnet import im2col, windows
+from gen.float_ref import im2col, run_float, windows
 
 __all__ = ["digits_split", "train_digits", "save_weights", "TEST_FRACTION"]
 
@@ -190,10 +190,8 @@ def main(argv=None) -> int:
         return 2
     net = train_digits(parse_toml(doc, str(path), path.parent), seed=args.seed)
     save_weights(net, path.parent / wfile)
-    from sim.golden.qnet import predict
-
     _, _, xte, yte = digits_split(args.seed, net.input_shape)
-    acc = float((predict(net, xte) == yte).mean())
+    acc = float((run_float(net, xte)[-1].argmax(axis=1) == yte).mean())
     print(f"wrote {path.parent / wfile}: float test accuracy {acc:.4f}")
     return 0
 

@@ -30,7 +30,6 @@ response, 4 PROG_LEN out of range, 5 ran past the end of the program.  On an err
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
@@ -39,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 
 from .accel_core import AccelConfig, AccelCore
 from .accel_isa import INSTRUCTION, INSTRUCTION_BITS, PARAM_ENTRY, Op
-from .axi import AxiLiteRegsConfig, AxiLiteSignature, AxiReaderConfig, AxiWriterConfig
+from .axi import AxiLiteRegsConfig, AxiReaderConfig, AxiWriterConfig
 from .axi_lite import AxiLiteRegs
 from .axi_master import AxiReader, AxiWriter
 

@@ -26,7 +26,6 @@ Cycle costs are exact and given by :meth:`AccelConfig.conv_cycles` and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -333,7 +332,7 @@ class AccelCore(wiring.Component):
         m.d.comb += word.as_value().eq(Mux(q_lane == 0, fresh.as_value(), accw.as_value()))
         m.d.comb += x.eq(word[q_lane])
         s2_v, s2_m, s2_s = Signal(signed(32)), Signal(unsigned(32)), Signal(unsigned(7))
-        s2_ok, s2_lane, s2_pix = Signal(), Signal(range(P)), Signal(16)
+        s2_ok, s2_lane = Signal(), Signal(range(P))
         s3_p, s3_s = Signal(signed(66)), Signal(unsigned(7))
         s3_ok, s3_lane = Signal(), Signal(range(P))
         s4_y = Signal(signed(66))   # full width: the clamp sees the exact value

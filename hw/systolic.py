@@ -167,7 +167,6 @@ def _accumulate(cfg: SystolicConfig, acc, prod):
     if cfg.overflow == "wrap":
         return total.as_unsigned()[:cfg.acc_width].as_signed() if cfg.signed \
             else total[:cfg.acc_width]
-    shape = cfg.acc_shape
     hi = Const((1 << (cfg.acc_width - 1)) - 1 if cfg.signed else (1 << cfg.acc_width) - 1)
     lo = Const(-(1 << (cfg.acc_width - 1)) if cfg.signed else 0)
     return Mux(total > hi, hi, Mux(total < lo, lo, total))[:cfg.acc_width].as_signed() \

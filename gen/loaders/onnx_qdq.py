@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from gen.loaders.onnx_import import Act, Const
-from gen.network import Flatten, MaxPool, ReLU
+from gen.network import ReLU
 from gen.qtypes import INT8, QLayer, multiplier_from_real
 
 __all__ = ["step", "finish"]

@@ -23,35 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from gen.float_ref import batch, im2col, run_float, windows
 from sim.golden.gemm import gemm
 from sim.golden.intarith import wrap
 from sim.golden.requant import requantize
 
 __all__ = ["run", "run_layer", "run_float", "predict", "windows", "im2col"]
-
-
-def windows(x, k: int, stride: int):
-    """[k*k, N, C, E, F] views of the pooling windows of ``x`` [N, C, H, W]."""
-    e = (x.shape[2] - k) // stride + 1
-    f = (x.shape[3] - k) // stride + 1
-    return np.stack([x[:, :, i:i + stride * e:stride, j:j + stride * f:stride]
-                     for i in range(k) for j in range(k)])
-
-
-def im2col(x, kernel, stride: int, padding: int):
-    """``x`` [N, C, H, W] -> columns [N * E * F, C * R * S] (c, r, s order), E, F.
-
-    Padding adds zeros: callers subtract the zero point first.
-    """
-    r, s = kernel
-    n, c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    e = (h + 2 * padding - r) // stride + 1
-    f = (w + 2 * padding - s) // stride + 1
-    patches = np.stack([xp[:, :, i:i + stride * e:stride, j:j + stride * f:stride]
-                        for i in range(r) for j in range(s)], axis=2)   # N, C, R*S, E, F
-    cols = patches.reshape(n, c * r * s, e * f).transpose(0, 2, 1).reshape(n * e * f, c * r * s)
-    return cols, e, f
 
 
 def run_layer(ql, x):
@@ -88,20 +65,9 @@ def run_layer(ql, x):
     raise ValueError(f"layer {ql.name}: unsupported kind {ql.kind!r}")
 
 
-def _batch(x, shape, what):
-    x = np.asarray(x)
-    single = x.shape == tuple(shape)
-    if single:
-        x = x[None]
-    if x.shape[1:] != tuple(shape):
-        raise ValueError(f"{what}: expected shape {list(shape)} or [N, {', '.join(map(str, shape))}], "
-                         f"got {list(x.shape)}")
-    return x, single
-
-
 def run(qnet, x_int) -> list:
     """Per-layer int64 outputs of the golden integer inference."""
-    x, single = _batch(x_int, qnet.input_shape, "input")
+    x, single = batch(x_int, qnet.input_shape, "input")
     if not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"input: expected integers, got {x.dtype}")
     if x.size and (x.min() < -128 or x.max() > 127):
@@ -109,35 +75,6 @@ def run(qnet, x_int) -> list:
     outs, x = [], x.astype(np.int64)
     for ql in qnet.layers:
         x = run_layer(ql, x)
-        outs.append(x[0] if single else x)
-    return outs
-
-
-def run_float(network, x) -> list:
-    """Per-layer float64 outputs of ``network`` (batched float reference)."""
-    x, single = _batch(np.asarray(x, np.float64), network.input_shape, "input")
-    outs, w = [], network.weights
-    for layer in network.layers:
-        if layer.kind == "conv":
-            cols, e, f = im2col(x, layer.kernel, layer.stride, layer.padding)
-            k = w[f"{layer.name}.weight"].astype(np.float64)
-            y = (cols @ k.reshape(k.shape[0], -1).T).reshape(x.shape[0], e, f, -1).transpose(0, 3, 1, 2)
-            if f"{layer.name}.bias" in w:
-                y = y + w[f"{layer.name}.bias"].astype(np.float64)[None, :, None, None]
-            x = y
-        elif layer.kind in ("maxpool", "avgpool"):
-            win = windows(x, layer.kernel, layer.step)
-            x = win.max(axis=0) if layer.kind == "maxpool" else win.mean(axis=0)
-        elif layer.kind == "flatten":
-            x = x.reshape(x.shape[0], -1)
-        elif layer.kind == "fc":
-            x = x @ w[f"{layer.name}.weight"].astype(np.float64).T
-            if f"{layer.name}.bias" in w:
-                x = x + w[f"{layer.name}.bias"].astype(np.float64)
-        elif layer.kind == "relu":
-            x = np.maximum(x, 0)
-        else:
-            raise ValueError(f"layer {layer.name}: unsupported kind {layer.kind!r}")
         outs.append(x[0] if single else x)
     return outs
 

@@ -27,9 +27,9 @@ async def _setup(dut, p):
     cfg = AccelConfig.from_dict(p["config"])
     net, qnet, xq, y, xf = digits_qnet(p["network"])
     prog = compile_network(qnet, cfg)
-    Clocked(dut)
+    clk = Clocked(dut)
     rt = AccelRuntime(dut, prog, pause_prob=p.get("pause", 0.0), seed=p.get("seed", 0))
-    await Clocked.reset(type("C", (), {"rst": dut.rst, "clk": dut.clk})())
+    await clk.reset()
     return cfg, net, qnet, xq, y, xf, prog, rt
 
 

@@ -89,7 +89,7 @@ class Bench:
             dut.inj_en.value, dut.rate.value = int(inj_en), rate
         self.act.valid_prob, self.res.ready_prob = valid_prob, ready_prob
         groups = cfg.groups(n_out)
-        n0, a0 = len(self.res.beats), len(self.act.fired)
+        n0 = len(self.res.beats)
         for x in xs:
             self.act.send_many([{"data": int(v), "last": int(i == len(x) - 1)}
                                 for i, v in enumerate(x)])
