@@ -19,7 +19,7 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from gen.compile import Program
 from hw.accel import ERRORS, REGS
 
-__all__ = ["AccelRuntime", "AccelError"]
+__all__ = ["AccelRuntime", "AccelError", "check_inference"]
 
 
 class AccelError(RuntimeError):
@@ -86,3 +86,18 @@ class AccelRuntime:
         counters["layers"] = [await self.read_reg("LAYER0", i)
                               for i in range(min(len(self.program.layers), self.program.config.layers))]
         return y, counters
+
+
+def check_inference(program: Program, qnet, x_int, out, counters: dict, label: str):
+    """Scoreboard of one inference: the output equals the golden int8 model
+    bit for bit, and every layer's hardware cycle counter equals the
+    compiler's model.  ``label`` names the sample (and seed) in a failure."""
+    import numpy as np
+
+    from sim.golden.qnet import run as golden_run
+
+    want = golden_run(qnet, x_int)[-1]
+    assert np.array_equal(out, want), f"{label}: RTL {out.tolist()} != golden {want.tolist()}"
+    for li, info in enumerate(program.layers[:program.config.layers]):
+        assert counters["layers"][li] == info.cycles, (
+            f"{label} layer {info.name}: {counters['layers'][li]} cycles, model {info.cycles}")

@@ -17,7 +17,7 @@ from gen.compile import compile_network
 from hw.accel_core import AccelConfig
 from hw.accel_isa import Op
 from sim.accel_models import digits_qnet
-from sim.accel_runtime import AccelRuntime
+from sim.accel_runtime import AccelRuntime, check_inference
 from sim.golden.qnet import run as golden_run
 from sim.runner import tb_params
 from sim.tb.streams import Clocked
@@ -40,13 +40,7 @@ async def inference_bit_exact(dut):
     results = []
     for s in p["samples"]:
         out, counters = await rt.infer(xq[s])
-        want = golden_run(qnet, xq[s])[-1]
-        assert np.array_equal(out, want), (f"sample {s} (seed {p.get('seed', 0)}): RTL "
-                                           f"{out.tolist()} != golden {want.tolist()}")
-        for li, info in enumerate(prog.layers[:cfg.layers]):
-            assert counters["layers"][li] == info.cycles, (
-                f"sample {s} layer {info.name}: {counters['layers'][li]} cycles, "
-                f"model {info.cycles}")
+        check_inference(prog, qnet, xq[s], out, counters, f"sample {s} (seed {p.get('seed', 0)})")
         fl = net.forward(xf[s])
         results.append({"sample": int(s), "label": int(y[s]), "rtl": int(np.argmax(out)),
                         "float": int(np.argmax(fl)), "cycles": counters["cycles"],

@@ -17,7 +17,6 @@ from __future__ import annotations
 import random
 
 import cocotb
-import numpy as np
 from cocotb.triggers import Event, FallingEdge, SimTimeoutError, Timer, with_timeout
 
 from fpga import link
@@ -26,7 +25,7 @@ from hw.accel import REGS, VERSION
 from hw.accel_core import AccelConfig
 from hw.uart_bridge import CMD_MEM_READ, CMD_REG_READ, NAK
 from sim.accel_models import digits_qnet
-from sim.golden.qnet import run as golden_run
+from sim.accel_runtime import check_inference
 from sim.runner import tb_params
 from sim.tb.streams import Clocked
 
@@ -105,13 +104,8 @@ async def uart_inference_bit_exact(dut):
     prog = compile_network(qnet, cfg)
     for k, s in enumerate(p["samples"]):
         y, counters = await link.run_async(link.infer(prog, xq[s], load=k == 0), port)
-        want = golden_run(qnet, xq[s])[-1]
-        assert np.array_equal(y, want), (f"sample {s} (seed {p.get('seed', 0)}): over UART "
-                                         f"{y.tolist()} != golden {want.tolist()}")
-        for li, info in enumerate(prog.layers[:cfg.layers]):
-            assert counters["layers"][li] == info.cycles, (
-                f"sample {s} layer {info.name}: {counters['layers'][li]} cycles, "
-                f"model {info.cycles}")
+        check_inference(prog, qnet, xq[s], y, counters,
+                        f"sample {s} over UART (seed {p.get('seed', 0)})")
         dut._log.info("sample %d: %s, %d cycles", s, y.tolist(), counters["cycles"])
     assert int(dut.leds.value) & 0b110 == 0, "done/error LEDs lit after CTRL clear"
 
