@@ -67,6 +67,8 @@ class SystolicConfig(Config):
     signed: bool = param(True, help="two's-complement operands and accumulators (else unsigned)")
     dataflow: str = param("ws", choices=("ws", "os"), help="weight- or output-stationary")
     overflow: str = param("wrap", choices=("wrap", "saturate"), help="accumulator overflow rule")
+    result_fifo: bool = param(True, help="result FIFO with input credits (off: one output "
+                                         "register, and result.ready must always be 1)")
 
     def validate(self):
         if self.acc_width < self.a_width + self.w_width:
@@ -246,6 +248,14 @@ class SystolicPE(wiring.Component):
         return m
 
 
+class _OutputRegister:
+    """The write side of the result FIFO, for ``result_fifo=False``."""
+
+    def __init__(self, width: int):
+        self.w_en = Signal(name="result_w_en")
+        self.w_data = Signal(width, name="result_w_data")
+
+
 def _delay(m: Module, name: str, value, cycles: int):
     """``value`` delayed by ``cycles`` registers (0: combinational)."""
     for n in range(cycles):
@@ -294,19 +304,28 @@ class SystolicArray(wiring.Component):
             for j in range(C):
                 m.submodules[f"pe_{i}_{j}"] = pes[i][j]
 
-        out_fifo = m.submodules.out_fifo = fifo.SyncFIFO(
-            width=C * cfg.acc_width, depth=cfg.fifo_depth)
-        m.d.comb += [
-            self.result.valid.eq(out_fifo.r_rdy),
-            self.result.payload.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.result.ready),
-        ]
+        if cfg.result_fifo:
+            out_fifo = m.submodules.out_fifo = fifo.SyncFIFO(
+                width=C * cfg.acc_width, depth=cfg.fifo_depth)
+            m.d.comb += [
+                self.result.valid.eq(out_fifo.r_rdy),
+                self.result.payload.eq(out_fifo.r_data),
+                out_fifo.r_en.eq(self.result.ready),
+            ]
+        else:
+            # Consumer always ready: one register stage in place of the FIFO
+            # (same latency as a write into and a read out of the FIFO).
+            out_fifo = _OutputRegister(C * cfg.acc_width)
+            m.d.sync += [self.result.valid.eq(out_fifo.w_en),
+                         self.result.payload.as_value().eq(out_fifo.w_data)]
         pop = self.result.valid & self.result.ready
 
-        # Results accepted at the input but not yet taken from the FIFO.
+        # Results accepted at the input but not yet taken from the FIFO
+        # (without the FIFO nothing waits: the count stays at zero).
         outstanding = Signal(range(cfg.fifo_depth + 1))
         produced = Signal(range(R + 1))  # results the accepted input will yield
-        m.d.sync += outstanding.eq(outstanding + produced - pop)
+        if cfg.result_fifo:
+            m.d.sync += outstanding.eq(outstanding + produced - pop)
 
         fire = Signal()
         m.d.comb += fire.eq(self.act.valid & self.act.ready)

@@ -25,6 +25,8 @@ def _cases(cfg, *extra):
         dict(m=R + 1, k=3 * R + 1, n=C, seed=10, kind="max"),
         dict(m=R + 1, k=3 * R + 1, n=C, seed=11, kind="minmax", ready_prob=0.5),
     ]
+    if not cfg.result_fifo:     # no FIFO: the consumer must always be ready
+        cases = [c for c in cases if c.get("ready_prob", 1.0) == 1.0]
     return cases + list(extra)
 
 
@@ -43,6 +45,10 @@ CONFIGS = {
                                      acc_width=4, overflow="saturate"),
     "os-1x1-s16-wrap32": SystolicConfig(rows=1, cols=1, dataflow="os", a_width=16,
                                         w_width=16, acc_width=32),
+    # result_fifo=False (as in the accelerator): one output register, same cycles
+    "ws-4x3-s8-18-nofifo": SystolicConfig(rows=4, cols=3, dataflow="ws", acc_width=18,
+                                          result_fifo=False),
+    "os-3x4-s8-nofifo": SystolicConfig(rows=3, cols=4, dataflow="os", result_fifo=False),
 }
 
 
