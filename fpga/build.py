@@ -9,10 +9,13 @@ and the packer (the YoWASP builds from PyPI, set through the environment
 variables amaranth reads: :data:`TOOLCHAIN`); last, the reports are read
 (:mod:`fpga.reports`) and ``report.json`` is written beside the bitstream.
 
-Synthesis options: iCE40 ``synth_ice40 -spram`` without ``-dsp`` (every
-multiplier in LUTs: Yosys cannot cap DSP inference at the UP5K's 8
-SB_MAC16; ``-spram`` is asked for, but Yosys leaves the byte-enabled board
-RAM in EBR); ECP5 ``synth_ecp5`` (multipliers in
+Synthesis options: iCE40 ``synth_ice40 -dsp -spram`` after a DSP budget
+(:func:`ice40_dsp_script`): Yosys would map every multiplier to an SB_MAC16
+and the UP5K has 8, so the 32 x 31 requantization multiplier takes 4 and as
+many PE multipliers as are left take the rest; the other PE multipliers are
+turned into Booth adder trees in LUTs (Yosys's ``booth`` pass, run first, so
+``-dsp`` no longer sees them).  ``-spram`` is asked for, but Yosys leaves the
+byte-enabled board RAM in EBR.  ECP5 ``synth_ecp5`` (multipliers in
 MULT18X18D).  nextpnr runs with ``--timing-allow-fail`` so that a design that
 misses its clock still gives a bitstream and an honest fmax; the report says
 whether it met the target.
@@ -36,7 +39,10 @@ from .fit import check_fit
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 __all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
-           "DEFAULT_BAUD", "ToolError"]
+           "DEFAULT_BAUD", "ToolError", "ice40_dsp_script", "REQUANT_DSPS"]
+
+#: SB_MAC16 (16 x 16) blocks of the accelerator's 32 x 31 requantization multiplier
+REQUANT_DSPS = 4
 
 
 class ToolError(RuntimeError):
@@ -82,6 +88,19 @@ def prepare(network_path, board_name: str, *, size: int | None = None):
     return network, qnet, cfg, prog, mem_depth_for(prog.size), the_plan
 
 
+def ice40_dsp_script(config, dsps: int) -> str:
+    """Yosys commands (run after reading the design) that keep the multipliers
+    within ``dsps`` SB_MAC16: the signed 8 x 8 PE products of all but the
+    first ``dsps - REQUANT_DSPS`` PEs (row-major) become Booth adder trees."""
+    if config is None:
+        return ""
+    P = config.size
+    spare = max(0, dsps - REQUANT_DSPS)
+    keep = [f"pe_{i}_{j}" for i in range(P) for j in range(P)][:spare]
+    sel = "t:$mul r:A_WIDTH<=8 %i r:A_SIGNED=1 %i" + "".join(f" *.{n}/* %d" for n in keep)
+    return f"proc; booth {sel}"
+
+
 def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | None = None,
               name: str = "top", synth_opts: str = "", abc9: bool = True) -> dict:
     """Synthesize, place, route and pack ``top`` for a board into
@@ -99,7 +118,9 @@ def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | Non
     design = BoardDesign(top, clock_mhz=clock_mhz)
     fam = b.budget.family
     opts = {"nextpnr_opts": "--timing-allow-fail --report report.json --seed 1"}
-    opts["synth_opts"] = ("-spram " if fam == "ice40" else "") + synth_opts
+    opts["synth_opts"] = ("-dsp -spram " if fam == "ice40" else "") + synth_opts
+    if fam == "ice40" and top.config is not None:
+        opts["script_after_read"] = ice40_dsp_script(top.config, b.budget.dsps)
     if not abc9 and fam == "ecp5":
         opts["synth_opts"] += " -run begin:map_luts"
         opts["script_after_synth"] = ("techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; "

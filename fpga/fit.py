@@ -33,9 +33,8 @@ import math
 
 from gen.boards import Board
 from gen.resources import estimate
-from hw.accel import IMEM_DEPTH
-from hw.accel_core import AccelConfig
-from hw.accel_isa import INSTRUCTION, PARAM_ENTRY
+from hw.accel_core import _PSTORE, AccelConfig
+from hw.accel_isa import INSTRUCTION_BITS
 from hw.systolic import SystolicConfig
 
 __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "available",
@@ -93,8 +92,9 @@ def board_estimate(cfg: AccelConfig, board: Board, mem_depth: int) -> dict[str, 
     out = {"luts": base["luts"] + over["luts"][0] + over["luts"][1] * P,
            "ffs": base["ffs"] + over["ffs"][0] + over["ffs"][1] * P,
            "dsps": base["dsps"] + over["dsps"]}
-    mems = [(IMEM_DEPTH, INSTRUCTION.size), (2 * cfg.act_depth, 8 * P),
-            (2 * cfg.wbuf_depth, 8 * P), (2 * cfg.pbuf_depth, PARAM_ENTRY.size),
+    dw = cfg.data_width
+    mems = [(cfg.imem_depth * INSTRUCTION_BITS // dw, dw), (2 * cfg.act_depth, 8 * P),
+            (2 * cfg.wbuf_depth, 8 * P), (2 * cfg.pbuf_depth, _PSTORE.size),
             (cfg.acc_depth, 32 * P)]
     bram = sum(memory_blocks(d, w, fam) for d, w in mems)
     out["bram"] = bram + memory_blocks(mem_depth, 32, fam)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 import os
 import shutil
 import tempfile
@@ -55,7 +56,8 @@ def _pow2(n: int, lo: int = 16) -> int:
 
 
 def size_config(qnet, size: int = 8, data_width: int = 32) -> AccelConfig:
-    """Smallest power-of-two buffers that hold ``qnet`` on a size x size array."""
+    """Smallest power-of-two buffers and program memory that hold ``qnet`` on a
+    size x size array, with the max-pooling unit only if the network pools."""
     P = size
     maps, weights, pixels = [], [], [1]
     shape = qnet.input_shape if len(qnet.input_shape) == 3 else (qnet.input_shape[0], 1, 1)
@@ -72,9 +74,11 @@ def size_config(qnet, size: int = 8, data_width: int = 32) -> AccelConfig:
             weights.append(k * math.ceil(c / P) * P)
             pixels.append(out[1] * out[2])
     cfg = AccelConfig(size=P, act_depth=_pow2(max(maps)), wbuf_depth=_pow2(max(weights, default=16)),
-                      pbuf_depth=max(16, P * 2), acc_depth=_pow2(max(pixels), 4),
-                      data_width=data_width, layers=max(1, min(64, len(qnet.layers))))
-    return cfg
+                      pbuf_depth=max(16, P * 2), acc_depth=_pow2(max(pixels), 1),
+                      data_width=data_width, layers=max(1, min(64, len(qnet.layers))),
+                      maxpool=any(ql.kind == "maxpool" for ql in qnet.layers))
+    n = len(compile_network(qnet, replace(cfg, imem_depth=1024)).instructions)
+    return replace(cfg, imem_depth=_pow2(n, 2))
 
 
 def config_for_board(network, qnet, board: str) -> tuple[AccelConfig, object]:

@@ -172,6 +172,8 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
             k = ql.kernel[0] if isinstance(ql.kernel, (tuple, list)) else ql.kernel
             if ql.padding:
                 fail(i, ql, "padded max pooling is not supported by the accelerator")
+            if not config.maxpool:
+                fail(i, ql, "this accelerator has no max-pooling unit (maxpool=False)")
             e, f = ql.out_shape[1], ql.out_shape[2]
             ops.append(("maxpool", i, dict(ql=ql, c=c, h=h, w_=w, k=k, stride=ql.stride,
                                            e=e, f=f)))
@@ -296,7 +298,8 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
                         w_off=n * d["kt"] * P, p_off=n * P,
                         a_col=d["stride"] * cgw, a_row=d["stride"] * d["w_"] * cgw,
                         a_line=d["w_"] * cgw,
-                        a_start=-d["pad"] * (d["w_"] * cgw + cgw)))
+                        a_start=-d["pad"] * (d["w_"] * cgw + cgw),
+                        kt=d["kt"], pixels=d["e"] * d["f"], w_words=d["kt"] * P))
                     cycles += config.conv_cycles(d["kt"], d["e"] * d["f"])
                 if next_block + 2 < len(blocks):
                     load_block(next_block + 2)
@@ -324,5 +327,8 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
                       dram_addr=prog.regions["output"][0]))
     ins.append(_instr(op=Op.END))
     assert len(ins) <= n_instr_est, (len(ins), n_instr_est)
+    if len(ins) > config.imem_depth:
+        raise CompileError(f"{where}: the program has {len(ins)} instructions; the instruction "
+                           f"memory holds {config.imem_depth} (imem_depth)")
     prog.blobs["program"] = prog.program_bytes()
     return prog

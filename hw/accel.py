@@ -14,7 +14,7 @@ offset   name       meaning
 0x00     CTRL       write: bit 0 start, bit 1 clear done/error, bit 2 irq enable
 0x04     STATUS     bit 0 busy, bit 1 done, bit 2 error, bits 8..15 error code
 0x08     PROG_BASE  DRAM byte address of the program
-0x0C     PROG_LEN   number of instructions (1..imem_depth)
+0x0C     PROG_LEN   number of instructions (1..config.imem_depth)
 0x10     ERR_PC     instruction index that raised the error
 0x14     CYCLES     cycles from start to done
 0x18     BEATS      activation beats fed to the array (MACs = BEATS x P x P)
@@ -49,7 +49,6 @@ REGS = {"CTRL": 0x00, "STATUS": 0x04, "PROG_BASE": 0x08, "PROG_LEN": 0x0C, "ERR_
         "CYCLES": 0x14, "BEATS": 0x18, "STALLS": 0x1C, "INFO": 0x20, "LAYER0": 0x100}
 ERRORS = {1: "illegal opcode", 2: "misaligned DRAM address", 3: "AXI error response",
           4: "PROG_LEN out of range", 5: "ran past the end of the program"}
-IMEM_DEPTH = 64
 
 
 class Accelerator(wiring.Component):
@@ -136,25 +135,39 @@ class Accelerator(wiring.Component):
         m.d.comb += [bus.r_data.eq(r_data), self.irq.eq(done & irq_en)]
 
         # -- instruction memory, filled from DRAM at start ---------------------------
-        imem = Memory(shape=INSTRUCTION_BITS, depth=IMEM_DEPTH, init=[])
+        # One bus word per entry, an instruction every INSTRUCTION_BITS / dw
+        # entries (only the words holding the layout's bits are fetched).
+        beats_per_instr = INSTRUCTION_BITS // dw
+        fetch_words = -(-INSTRUCTION.size // dw)
+        imem = Memory(shape=dw, depth=cfg.imem_depth * beats_per_instr, init=[],
+                      attrs={"no_rw_check": 1})   # loaded while idle, read while running
         m.submodules.imem = imem
         iw, ir = imem.write_port(), imem.read_port()
-        beats_per_instr = INSTRUCTION_BITS // dw
+        ins_raw = Signal(fetch_words * dw)
         ins = Signal(INSTRUCTION)
-        m.d.comb += ins.as_value().eq(ir.data[:INSTRUCTION.size])
+        m.d.comb += ins.as_value().eq(ins_raw[:INSTRUCTION.size])
         pc = Signal(16)
+        fk = Signal(range(beats_per_instr))     # word of the instruction being read
+        fetched = Signal()                      # ir.data holds word fk_d
+        fk_d = Signal.like(fk)
+        m.d.sync += fk_d.eq(fk)
+        # each word into its own slot (not a shift register): bits no field
+        # uses have no load and synthesis removes them
+        for k in range(fetch_words):
+            with m.If(fetched & (fk_d == k)):
+                m.d.sync += ins_raw[k * dw:(k + 1) * dw].eq(ir.data)
 
         # -- DMA engine ------------------------------------------------------------
         # Reader data goes to one of: imem (program), activation bank, weight
         # bank, parameter bank; the writer takes activation words.
         sink = Signal(3)            # 0 imem, 1 act, 2 wbuf, 3 pbuf
         SINK_IMEM, SINK_ACT, SINK_W, SINK_P = range(4)
-        shift = Signal(max(INSTRUCTION_BITS, PARAM_ENTRY.size, P * 8))
+        shift = Signal(max(PARAM_ENTRY.size, P * 8))
         nbeat = Signal(8)           # beats collected in shift
         waddr = Signal(16)          # word address within the target
         wbank_dma = Signal()
         per_word = Signal(8)
-        m.d.comb += per_word.eq(Mux(sink == SINK_IMEM, beats_per_instr,
+        m.d.comb += per_word.eq(Mux(sink == SINK_IMEM, 1,
                                     Mux(sink == SINK_P, PARAM_ENTRY.size // dw, P * 8 // dw)))
         m.d.comb += rd.data.ready.eq(1)
         shifted = Signal.like(shift)
@@ -169,7 +182,7 @@ class Accelerator(wiring.Component):
         # the assembled word sits in the top bits of `shifted`
         width = len(shift)
         m.d.comb += [
-            iw.addr.eq(waddr), iw.data.eq(shifted[width - INSTRUCTION_BITS:]),
+            iw.addr.eq(waddr), iw.data.eq(rd.data.payload),
             iw.en.eq(full & (sink == SINK_IMEM)),
             core.act_w_addr.eq(Cat(waddr[:len(core.act_w_addr) - 1], wbank_dma)),
             core.act_w_data.eq(shifted[width - P * 8:]),
@@ -218,7 +231,7 @@ class Accelerator(wiring.Component):
         pending_p_addr, pending_p_words = Signal(32), Signal(16)
         m.d.comb += [rd.cmd.valid.eq(0), wr.cmd.valid.eq(0), core.cmd.valid.eq(0),
                      core.cmd.payload.eq(ins)]
-        m.d.comb += ir.addr.eq(pc[:6])
+        m.d.comb += ir.addr.eq(Cat(fk, pc[:max(1, (cfg.imem_depth - 1).bit_length())]))
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
         # imem's read port holds the running instruction, so ins.layer names
@@ -263,7 +276,7 @@ class Accelerator(wiring.Component):
         with m.FSM(name="ctrl"):
             with m.State("IDLE"):
                 with m.If(start):
-                    with m.If((prog_len == 0) | (prog_len > IMEM_DEPTH)):
+                    with m.If((prog_len == 0) | (prog_len > cfg.imem_depth)):
                         m.d.sync += [err_code.eq(4), error.eq(1), done.eq(1), err_pc.eq(0)]
                     with m.Else():
                         m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), err_code.eq(0), pc.eq(0),
@@ -276,14 +289,19 @@ class Accelerator(wiring.Component):
                              rd.cmd.payload.beats.eq(prog_len * beats_per_instr)]
                 with m.If(rd.cmd.ready):
                     m.d.sync += [sink.eq(SINK_IMEM), waddr.eq(0), nbeat.eq(0),
-                                 words_left.eq(prog_len)]
+                                 words_left.eq(prog_len * beats_per_instr)]
                     m.next = "WAIT_PROG"
             with m.State("WAIT_PROG"):
                 with m.If(dma_err):
                     fail(bad_dma())
                 with m.Elif(words_left == 0):
                     m.next = "FETCH"
-            with m.State("FETCH"):      # imem read: the instruction is valid next cycle
+            with m.State("FETCH"):      # read fetch_words words; each lands a cycle later
+                m.d.sync += [fetched.eq(1), fk.eq(fk + 1)]
+                with m.If(fk == fetch_words - 1):
+                    m.next = "DECODE"
+            with m.State("DECODE"):     # the last word lands
+                m.d.sync += [fetched.eq(0), fk.eq(0)]
                 m.next = "EXEC"
             with m.State("EXEC"):
                 with m.If(dma_err):
@@ -321,7 +339,7 @@ class Accelerator(wiring.Component):
                                          pending_p_words.eq(ins.p_words), block_pending.eq(1),
                                          pc.eq(pc + 1)]
                             m.next = "FETCH"
-                with m.Elif((ins.op == Op.CONV) | (ins.op == Op.MAXPOOL)):
+                with m.Elif((ins.op == Op.CONV) | ((ins.op == Op.MAXPOOL) & cfg.maxpool)):
                     ready = (ins.op == Op.MAXPOOL) | bank_full.bit_select(ins.wbank, 1)
                     with m.If(ready):
                         m.d.comb += core.cmd.valid.eq(1)

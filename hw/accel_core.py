@@ -50,9 +50,12 @@ class AccelConfig(Config):
     act_depth: int = param(1024, lo=16, hi=32768, help="words (of size bytes) per activation bank")
     wbuf_depth: int = param(1024, lo=16, hi=32768, help="words (of size bytes) per weight bank")
     pbuf_depth: int = param(64, lo=4, hi=4096, help="channel entries per parameter bank")
-    acc_depth: int = param(256, lo=4, hi=16384, help="accumulator words: most output pixels per CONV")
+    acc_depth: int = param(256, lo=1, hi=16384, help="accumulator words: most output pixels per CONV")
     data_width: int = param(32, choices=(32, 64), help="AXI data width in bits")
     layers: int = param(16, lo=1, hi=64, help="per-layer cycle counters")
+    imem_depth: int = param(64, lo=2, hi=1024, help="instructions the program memory holds")
+    maxpool: bool = param(True, help="include the max-pooling unit (else MAXPOOL is an "
+                                     "illegal opcode)")
 
     def validate(self):
         if self.size % 4:
@@ -62,9 +65,17 @@ class AccelConfig(Config):
                              f"a divisor of the word width {self.size * 8}")
 
     @property
+    def psum_width(self) -> int:
+        """Bits of a column sum of the array: P int8 x int8 products never
+        overflow it (at most P * 2**14 in magnitude), so the narrow sums equal
+        the 32-bit ones the accumulator buffer adds up."""
+        return (self.size * 2 ** 14).bit_length() + 1
+
+    @property
     def systolic(self) -> SystolicConfig:
         return SystolicConfig(rows=self.size, cols=self.size, a_width=8, w_width=8,
-                              acc_width=32, signed=True, dataflow="ws", overflow="wrap")
+                              acc_width=self.psum_width, signed=True, dataflow="ws",
+                              overflow="wrap", result_fifo=False)
 
     @property
     def word_bits(self) -> int:
@@ -97,8 +108,106 @@ class AccelConfig(Config):
         return 2 + e * f * cg * k * k + 2 + 1
 
 
-def _mem(m, name, width, depth):
-    mem = Memory(shape=unsigned(width), depth=depth, init=[])
+#: What the parameter bank keeps of a :data:`PARAM_ENTRY` (shift stored minus one).
+_PSTORE = data.StructLayout({"bias": signed(32), "mult": unsigned(31), "shm1": unsigned(6)})
+#: Requantized values are saturated to this many bits before the zero point and
+#: the int8 clamp, which gives the same result as the full-width value.
+SAT_BITS = 18
+
+
+class _Pooling:
+    """Max pooling: lane-wise maximum of kr x kr words per output word.
+    Addresses are kept modulo the bank size (``abits`` bits)."""
+
+    def __init__(self, m, ins, act_rp, P, ab):
+        self.ins = ins
+        pl_e, pl_f, pl_g, pl_i, pl_j = (Signal(8) for _ in range(5))
+        pl_pix = Signal(ab)              # in_base + e * a_row + f * a_col
+        pl_row = Signal(ab)              # in_base + e * a_row
+        pl_c = Signal(ab)                # pl_pix + g
+        pl_win = Signal(ab)              # pl_c + i * a_line
+        pl_addr = Signal(ab)             # pl_win + j * CG
+        pl_left = Signal()
+        pl_d_ok, pl_d_first, pl_d_last = Signal(), Signal(), Signal()
+        pl_max = Signal(data.ArrayLayout(signed(8), P))
+        pl_in = Signal(data.ArrayLayout(signed(8), P))
+        pl_new = Signal(data.ArrayLayout(signed(8), P))
+        pl_w_ok = Signal()
+        pl_out = Signal(ab)
+        m.d.comb += pl_in.as_value().eq(act_rp.data)
+        for j in range(P):
+            m.d.comb += pl_new[j].eq(Mux(pl_d_first | (pl_in[j] > pl_max[j]), pl_in[j], pl_max[j]))
+        m.d.sync += [pl_d_ok.eq(pl_left), pl_w_ok.eq(pl_d_ok & pl_d_last)]
+        with m.If(pl_d_ok):
+            m.d.sync += pl_max.eq(pl_new)
+        with m.If(pl_left):
+            last_j = pl_j == ins.kr - 1
+            last_i = pl_i == ins.kr - 1
+            m.d.sync += [pl_d_first.eq((pl_i == 0) & (pl_j == 0)), pl_d_last.eq(last_i & last_j)]
+            with m.If(~last_j):
+                m.d.sync += [pl_j.eq(pl_j + 1), pl_addr.eq(pl_addr + ins.cg)]
+            with m.Elif(~last_i):
+                m.d.sync += [pl_j.eq(0), pl_i.eq(pl_i + 1), pl_win.eq(pl_win + ins.a_line),
+                             pl_addr.eq(pl_win + ins.a_line)]
+            with m.Else():
+                m.d.sync += [pl_j.eq(0), pl_i.eq(0)]
+                with m.If(pl_g != ins.cg - 1):
+                    m.d.sync += [pl_g.eq(pl_g + 1), pl_c.eq(pl_c + 1), pl_win.eq(pl_c + 1),
+                                 pl_addr.eq(pl_c + 1)]
+                with m.Elif(pl_f != ins.f - 1):
+                    nxt = pl_pix + ins.a_col
+                    m.d.sync += [pl_g.eq(0), pl_f.eq(pl_f + 1), pl_pix.eq(nxt), pl_c.eq(nxt),
+                                 pl_win.eq(nxt), pl_addr.eq(nxt)]
+                with m.Elif(pl_e != ins.e - 1):
+                    nxt = pl_row + ins.a_row
+                    m.d.sync += [pl_g.eq(0), pl_f.eq(0), pl_e.eq(pl_e + 1), pl_row.eq(nxt),
+                                 pl_pix.eq(nxt), pl_c.eq(nxt), pl_win.eq(nxt), pl_addr.eq(nxt)]
+                with m.Else():
+                    m.d.sync += pl_left.eq(0)
+        with m.If(pl_w_ok):
+            m.d.sync += pl_out.eq(pl_out + 1)
+        self._regs = (pl_e, pl_f, pl_g, pl_i, pl_j, pl_row, pl_pix, pl_c, pl_win, pl_addr)
+        self.left, self.addr, self.w_ok, self.out, self.max = pl_left, pl_addr, pl_w_ok, pl_out, pl_max
+        self._d_ok = pl_d_ok
+
+    def states(self, m, busy):
+        """The POOL_START and POOL states of the core's FSM."""
+        ins = self.ins
+        pl_e, pl_f, pl_g, pl_i, pl_j, pl_row, pl_pix, pl_c, pl_win, pl_addr = self._regs
+        with m.State("POOL_START"):
+            m.d.sync += [pl_e.eq(0), pl_f.eq(0), pl_g.eq(0), pl_i.eq(0), pl_j.eq(0),
+                         pl_row.eq(ins.in_base), pl_pix.eq(ins.in_base), pl_c.eq(ins.in_base),
+                         pl_win.eq(ins.in_base), pl_addr.eq(ins.in_base), self.left.eq(1),
+                         self.out.eq(ins.out_base)]
+            m.next = "POOL"
+        with m.State("POOL"):
+            with m.If(~self.left & ~self._d_ok & ~self.w_ok):
+                m.d.sync += busy.eq(0)
+                m.next = "IDLE"
+
+
+class _Port:
+    def __init__(self, width):
+        self.addr, self.en, self.data = Signal(1), Signal(), Signal(width)
+
+
+def _one_word(m, width):
+    """A one-word memory with a write port and a transparent read port that
+    is always enabled: the read data is the word itself (a write's data
+    shows on the next cycle, as the transparent port would return it)."""
+    wp, rp = _Port(width), _Port(width)
+    word = Signal(width, name="acc_word")
+    with m.If(wp.en):
+        m.d.sync += word.eq(wp.data)
+    m.d.comb += rp.data.eq(word)
+    return wp, rp
+
+
+def _mem(m, name, width, depth, *, banked=True):
+    # banked: the core reads one bank while the DMA writes the other, so a
+    # read never meets a write to its address (no read/write-collision logic)
+    mem = Memory(shape=unsigned(width), depth=depth, init=[],
+                 attrs={"no_rw_check": 1} if banked else None)
     m.submodules[name] = mem
     return mem
 
@@ -107,7 +216,9 @@ class AccelCore(wiring.Component):
     """Compute core.
 
     Members:
-      ``cmd`` (In stream of :data:`INSTRUCTION`): CONV and MAXPOOL only;
+      ``cmd`` (In stream of :data:`INSTRUCTION`): CONV and MAXPOOL only; the
+      payload must stay unchanged until ``busy`` falls (the core reads it
+      throughout instead of keeping a copy);
       ``busy`` (Out): an instruction is running;
       ``act_w_*`` (In): DMA write port of the activation banks (``addr`` has the
       bank in its top bit); ``act_r_addr``/``act_r_en`` (In), ``act_r_data``
@@ -143,16 +254,21 @@ class AccelCore(wiring.Component):
 
         act = _mem(m, "act_mem", P * 8, 2 * cfg.act_depth)
         wbuf = _mem(m, "wbuf_mem", P * 8, 2 * cfg.wbuf_depth)
-        pbuf = _mem(m, "pbuf_mem", PARAM_ENTRY.size, 2 * cfg.pbuf_depth)
-        accb = _mem(m, "acc_mem", P * 32, cfg.acc_depth)
+        pbuf = _mem(m, "pbuf_mem", _PSTORE.size, 2 * cfg.pbuf_depth)
         act_wp, act_rp = act.write_port(), act.read_port()
         w_wp, w_rp = wbuf.write_port(), wbuf.read_port()
         p_wp, p_rp = pbuf.write_port(), pbuf.read_port()
-        a_wp = accb.write_port()
-        a_rp = accb.read_port(transparent_for=(a_wp,))
+        if cfg.acc_depth > 1:
+            accb = _mem(m, "acc_mem", P * 32, cfg.acc_depth, banked=False)
+            a_wp = accb.write_port()
+            a_rp = accb.read_port(transparent_for=(a_wp,))
+        else:
+            a_wp, a_rp = _one_word(m, P * 32)
 
+        # the controller holds cmd.payload until busy falls: no copy here
         ins = Signal(INSTRUCTION)
         busy = Signal()
+        m.d.comb += ins.eq(self.cmd.payload)
         m.d.comb += [self.busy.eq(busy), self.cmd.ready.eq(~busy)]
 
         # DMA ports: writes from the DMA go straight in; the core's own
@@ -171,9 +287,13 @@ class AccelCore(wiring.Component):
             self.act_r_data.eq(act_rp.data),
             w_wp.addr.eq(self.wbuf_w_addr), w_wp.data.eq(self.wbuf_w_data),
             w_wp.en.eq(self.wbuf_w_en),
-            p_wp.addr.eq(self.pbuf_w_addr), p_wp.data.eq(self.pbuf_w_data),
-            p_wp.en.eq(self.pbuf_w_en),
+            p_wp.addr.eq(self.pbuf_w_addr), p_wp.en.eq(self.pbuf_w_en),
         ]
+        # the parameter bank keeps only the bits post-processing uses
+        p_in, p_keep = Signal(PARAM_ENTRY), Signal(_PSTORE)
+        m.d.comb += [p_in.eq(self.pbuf_w_data), p_keep.bias.eq(p_in.bias),
+                     p_keep.mult.eq(p_in.mult), p_keep.shm1.eq(p_in.shift - 1),
+                     p_wp.data.eq(p_keep)]
 
         beats = Signal(32)
         m.d.comb += self.beats.eq(beats)
@@ -181,38 +301,12 @@ class AccelCore(wiring.Component):
             m.d.sync += beats.eq(beats + 1)
 
         # ---------------------------------------------------------------------
-        # Instruction-derived counts
-        kt_total = Signal(16)
-        pixels = Signal(16)
-        m.d.comb += [kt_total.eq(ins.kr * ins.ks * ins.cg), pixels.eq(ins.e * ins.f)]
-
-        # ---------------------------------------------------------------------
-        # Parameters of this output group: P entries read into registers.
-        bias = Signal(data.ArrayLayout(signed(32), P))
-        mult = Signal(data.ArrayLayout(unsigned(32), P))
-        shift = Signal(data.ArrayLayout(unsigned(7), P))
-        p_idx = Signal(range(P + 2))
-        p_run = Signal()
-        p_lane_d = Signal(range(P))
-        p_valid_d = Signal()
-        m.d.comb += [p_rp.addr.eq(Cat((ins.p_off + p_idx)[:self._pbits], ins.wbank)),
-                     p_rp.en.eq(1)]
-        m.d.sync += [p_valid_d.eq(p_run & (p_idx < P)), p_lane_d.eq(p_idx)]
-        with m.If(p_run):
-            m.d.sync += p_idx.eq(p_idx + 1)
-            with m.If(p_idx == P):
-                m.d.sync += p_run.eq(0)
-        entry = Signal(PARAM_ENTRY)
-        m.d.comb += entry.eq(p_rp.data)
-        with m.If(p_valid_d):
-            for j in range(P):
-                with m.If(p_lane_d == j):
-                    m.d.sync += [bias[j].eq(entry.bias), mult[j].eq(entry.mult),
-                                 shift[j].eq(entry.shift[:7])]
+        # Loop bounds, precomputed by the compiler
+        kt_total, pixels, w_words = ins.kt, ins.pixels, ins.w_words
 
         # ---------------------------------------------------------------------
         # Weight feeder: KT * P words from the weight bank into the array.
-        w_idx = Signal(16)
+        w_idx = Signal(range(2 * cfg.wbuf_depth + 1))
         w_left = Signal()            # words still to issue
         w_ov = Signal()              # a read is in the output register
         w_issue = Signal()
@@ -227,17 +321,20 @@ class AccelCore(wiring.Component):
             m.d.sync += w_ov.eq(w_issue)
         with m.If(w_issue):
             m.d.sync += w_idx.eq(w_idx + 1)
-            with m.If(w_idx + 1 == kt_total * P):
+            with m.If(w_idx + 1 == w_words):
                 m.d.sync += w_left.eq(0)
 
         # ---------------------------------------------------------------------
         # Activation feeder: for each tile (r, s, g), for each pixel (e, f).
         cnt_r, cnt_s, cnt_g = Signal(4), Signal(4), Signal(8)
         cnt_e, cnt_f = Signal(8), Signal(8)
-        r_base = Signal(signed(25))      # a_start + r * a_line
-        kt_addr = Signal(signed(25))     # r_base + s * CG + g
-        row_addr = Signal(signed(25))    # kt_addr + e * a_row
-        pix_addr = Signal(signed(25))    # row_addr + f * a_col
+        # Addresses are kept modulo the bank size: only their low bits address
+        # the bank, and padding reads (which may point anywhere) are zeroed.
+        ab = self._abits
+        r_base = Signal(ab)              # a_start + r * a_line
+        kt_addr = Signal(ab)             # r_base + s * CG + g
+        row_addr = Signal(ab)            # kt_addr + e * a_row
+        pix_addr = Signal(ab)            # row_addr + f * a_col
         ih_r, ih = Signal(signed(12)), Signal(signed(12))   # r - pad, + e * stride
         iw_s, iw = Signal(signed(12)), Signal(signed(12))   # s - pad, + f * stride
         a_left = Signal()
@@ -249,7 +346,7 @@ class AccelCore(wiring.Component):
         m.d.comb += [
             inside.eq((ih >= 0) & (ih < ins.h) & (iw >= 0) & (iw < ins.w)),
             a_issue.eq(a_left & (~a_ov | array.act.ready)),
-            core_act_r_addr.eq(Cat(pix_addr[:self._abits], ins.bank_in)),
+            core_act_r_addr.eq(Cat(pix_addr, ins.bank_in)),
             core_act_r_en.eq(a_issue),
             array.act.valid.eq(a_ov),
             array.act.payload.data.as_value().eq(Mux(a_zero, 0, act_rp.data)),
@@ -293,9 +390,9 @@ class AccelCore(wiring.Component):
         # ---------------------------------------------------------------------
         # Accumulation: result beat n of tile k adds into acc[pixel].
         m.d.comb += array.result.ready.eq(1)
-        r_pix, r_kt = Signal(16), Signal(16)
+        r_pix, r_kt = Signal(range(cfg.acc_depth + 1)), Signal(16)
         s1_valid, s1_first = Signal(), Signal()
-        s1_pix = Signal(16)
+        s1_pix = Signal(range(max(2, cfg.acc_depth)))
         s1_val = Signal(array.result.payload.shape())
         res_fire = array.result.valid
         m.d.comb += [a_rp.addr.eq(r_pix), a_rp.en.eq(1)]
@@ -314,7 +411,7 @@ class AccelCore(wiring.Component):
         m.d.comb += old.as_value().eq(a_rp.data)
         for j in range(P):
             m.d.comb += new[j].eq(Mux(s1_first, s1_val[j], old[j] + s1_val[j]))
-        post_addr = Signal(16)
+        post_addr = Signal(range(cfg.acc_depth + 1))
         post_rd = Signal()      # the FSM's post-processing states own the read port
         m.d.comb += [a_wp.addr.eq(s1_pix), a_wp.data.eq(new.as_value()), a_wp.en.eq(s1_valid)]
         with m.If(post_rd):
@@ -322,7 +419,7 @@ class AccelCore(wiring.Component):
 
         # ---------------------------------------------------------------------
         # Post-processing, one lane per cycle: bias, requantize, clamp.
-        q_pix, q_lane = Signal(16), Signal(range(P))
+        q_pix, q_lane = Signal(range(cfg.acc_depth + 1)), Signal(range(P))
         q_run = Signal()
         accw = Signal(data.ArrayLayout(signed(32), P))
         fresh = Signal(data.ArrayLayout(signed(32), P))
@@ -331,25 +428,35 @@ class AccelCore(wiring.Component):
         word = Signal(data.ArrayLayout(signed(32), P))
         m.d.comb += word.as_value().eq(Mux(q_lane == 0, fresh.as_value(), accw.as_value()))
         m.d.comb += x.eq(word[q_lane])
-        s2_v, s2_m, s2_s = Signal(signed(32)), Signal(unsigned(32)), Signal(unsigned(7))
+        # The parameter entry of lane q_lane is read the cycle before: the
+        # address runs one lane ahead (wrapping to lane 0 for the next pixel).
+        entry = Signal(_PSTORE)
+        next_lane = Signal(range(P))
+        m.d.comb += [next_lane.eq(Mux(q_run, Mux(q_lane == P - 1, 0, q_lane + 1), q_lane)),
+                     p_rp.addr.eq(Cat((ins.p_off + next_lane)[:self._pbits], ins.wbank)),
+                     p_rp.en.eq(1), entry.eq(p_rp.data)]
+        s2_v, s2_m, s2_s = Signal(signed(32)), Signal(unsigned(31)), Signal(unsigned(6))
         s2_ok, s2_lane = Signal(), Signal(range(P))
-        s3_p, s3_s = Signal(signed(66)), Signal(unsigned(7))
+        s3_p, s3_s = Signal(signed(63)), Signal(unsigned(6))
         s3_ok, s3_lane = Signal(), Signal(range(P))
-        s4_y = Signal(signed(66))   # full width: the clamp sees the exact value
+        s4_y = Signal(signed(SAT_BITS))  # saturated: the clamp to int8 is unchanged
         s4_ok, s4_lane = Signal(), Signal(range(P))
         out_word = Signal(data.ArrayLayout(signed(8), P))
-        out_addr = Signal(16)
+        out_addr = Signal(ab)
         m.d.sync += [
-            s2_v.eq(x + bias[q_lane]), s2_m.eq(mult[q_lane]), s2_s.eq(shift[q_lane]),
+            s2_v.eq(x + entry.bias), s2_m.eq(entry.mult), s2_s.eq(entry.shm1),
             s2_ok.eq(q_run), s2_lane.eq(q_lane),
             s3_p.eq(s2_v * s2_m), s3_s.eq(s2_s), s3_ok.eq(s2_ok), s3_lane.eq(s2_lane),
             s4_ok.eq(s3_ok), s4_lane.eq(s3_lane),
         ]
-        rounding = Signal(signed(67))
-        half = (Const(1, unsigned(65)) << s3_s) >> 1          # 2 ** (shift - 1)
-        m.d.comb += rounding.eq((s3_p + half) >> s3_s)         # arithmetic: half up
-        m.d.sync += s4_y.eq(rounding)
-        z = Signal(signed(68))
+        # round half up: floor((p + 2**(s-1)) / 2**s) == (floor(p / 2**(s-1)) + 1) >> 1
+        rounding = Signal(signed(63))
+        m.d.comb += rounding.eq(((s3_p >> s3_s) + 1) >> 1)
+        top = rounding[SAT_BITS - 1:]
+        fits = (top == 0) | (top == (1 << len(top)) - 1)
+        lim = 1 << (SAT_BITS - 1)
+        m.d.sync += s4_y.eq(Mux(fits, rounding, Mux(rounding < 0, -lim, lim - 1)))
+        z = Signal(signed(SAT_BITS + 1))
         zc = Signal(signed(8))
         m.d.comb += z.eq(s4_y + ins.out_zp)
         m.d.comb += zc.eq(Mux(z < ins.qmin, ins.qmin, Mux(z > ins.qmax, ins.qmax, z)))
@@ -374,68 +481,24 @@ class AccelCore(wiring.Component):
         # the next pixel's accumulator word is read while its last lane runs
         m.d.comb += post_addr.eq(Mux(q_run & (q_lane == P - 1), q_pix + 1, q_pix))
 
-        # ---------------------------------------------------------------------
-        # Max pooling: lane-wise maximum of kr x kr words per output word.
-        pl_e, pl_f, pl_g, pl_i, pl_j = (Signal(8) for _ in range(5))
-        pl_pix = Signal(signed(25))      # in_base + e * a_row + f * a_col
-        pl_row = Signal(signed(25))      # in_base + e * a_row
-        pl_c = Signal(signed(25))        # pl_pix + g
-        pl_win = Signal(signed(25))      # pl_c + i * a_line
-        pl_addr = Signal(signed(25))     # pl_win + j * CG
-        pl_left = Signal()
-        pl_d_ok, pl_d_first, pl_d_last = Signal(), Signal(), Signal()
-        pl_max = Signal(data.ArrayLayout(signed(8), P))
-        pl_in = Signal(data.ArrayLayout(signed(8), P))
-        pl_new = Signal(data.ArrayLayout(signed(8), P))
-        pl_w_ok = Signal()
-        pl_out = Signal(16)
-        m.d.comb += pl_in.as_value().eq(act_rp.data)
-        for j in range(P):
-            m.d.comb += pl_new[j].eq(Mux(pl_d_first | (pl_in[j] > pl_max[j]), pl_in[j], pl_max[j]))
-        m.d.sync += [pl_d_ok.eq(pl_left), pl_w_ok.eq(pl_d_ok & pl_d_last)]
-        with m.If(pl_d_ok):
-            m.d.sync += pl_max.eq(pl_new)
-        with m.If(pl_left):
-            last_j = pl_j == ins.kr - 1
-            last_i = pl_i == ins.kr - 1
-            m.d.sync += [pl_d_first.eq((pl_i == 0) & (pl_j == 0)), pl_d_last.eq(last_i & last_j)]
-            with m.If(~last_j):
-                m.d.sync += [pl_j.eq(pl_j + 1), pl_addr.eq(pl_addr + ins.cg)]
-            with m.Elif(~last_i):
-                m.d.sync += [pl_j.eq(0), pl_i.eq(pl_i + 1), pl_win.eq(pl_win + ins.a_line),
-                             pl_addr.eq(pl_win + ins.a_line)]
-            with m.Else():
-                m.d.sync += [pl_j.eq(0), pl_i.eq(0)]
-                with m.If(pl_g != ins.cg - 1):
-                    m.d.sync += [pl_g.eq(pl_g + 1), pl_c.eq(pl_c + 1), pl_win.eq(pl_c + 1),
-                                 pl_addr.eq(pl_c + 1)]
-                with m.Elif(pl_f != ins.f - 1):
-                    nxt = pl_pix + ins.a_col
-                    m.d.sync += [pl_g.eq(0), pl_f.eq(pl_f + 1), pl_pix.eq(nxt), pl_c.eq(nxt),
-                                 pl_win.eq(nxt), pl_addr.eq(nxt)]
-                with m.Elif(pl_e != ins.e - 1):
-                    nxt = pl_row + ins.a_row
-                    m.d.sync += [pl_g.eq(0), pl_f.eq(0), pl_e.eq(pl_e + 1), pl_row.eq(nxt),
-                                 pl_pix.eq(nxt), pl_c.eq(nxt), pl_win.eq(nxt), pl_addr.eq(nxt)]
-                with m.Else():
-                    m.d.sync += pl_left.eq(0)
-        with m.If(pl_w_ok):
-            m.d.sync += pl_out.eq(pl_out + 1)
+        pool = _Pooling(m, ins, act_rp, P, self._abits) if cfg.maxpool else None
 
         # ---------------------------------------------------------------------
         # Sequencing
         with m.FSM(name="core"):
             with m.State("IDLE"):
                 with m.If(self.cmd.valid):
-                    m.d.sync += [ins.eq(self.cmd.payload), busy.eq(1)]
-                    with m.If(self.cmd.payload.op == Op.MAXPOOL):
-                        m.next = "POOL_START"
-                    with m.Else():
+                    m.d.sync += busy.eq(1)
+                    if cfg.maxpool:
+                        with m.If(self.cmd.payload.op == Op.MAXPOOL):
+                            m.next = "POOL_START"
+                        with m.Else():
+                            m.next = "CONV_START"
+                    else:
                         m.next = "CONV_START"
             with m.State("CONV_START"):
                 start = ins.a_start
                 m.d.sync += [
-                    p_idx.eq(0), p_run.eq(1),
                     w_idx.eq(0), w_left.eq(1),
                     cnt_r.eq(0), cnt_s.eq(0), cnt_g.eq(0), cnt_e.eq(0), cnt_f.eq(0),
                     r_base.eq(start), kt_addr.eq(start), row_addr.eq(start), pix_addr.eq(start),
@@ -457,27 +520,22 @@ class AccelCore(wiring.Component):
                 with m.If(~q_run & ~s2_ok & ~s3_ok & ~s4_ok):
                     m.d.sync += busy.eq(0)
                     m.next = "IDLE"
-            with m.State("POOL_START"):
-                m.d.sync += [pl_e.eq(0), pl_f.eq(0), pl_g.eq(0), pl_i.eq(0), pl_j.eq(0),
-                             pl_row.eq(ins.in_base), pl_pix.eq(ins.in_base), pl_c.eq(ins.in_base),
-                             pl_win.eq(ins.in_base), pl_addr.eq(ins.in_base), pl_left.eq(1),
-                             pl_out.eq(ins.out_base)]
-                m.next = "POOL"
-            with m.State("POOL"):
-                with m.If(~pl_left & ~pl_d_ok & ~pl_w_ok):
-                    m.d.sync += busy.eq(0)
-                    m.next = "IDLE"
+            if pool is not None:
+                pool.states(m, busy)
 
         # Core-side activation accesses: CONV reads through the feeder, pooling
         # reads its windows; post-processing and pooling write results.
-        with m.If(pl_left):
-            m.d.comb += [core_act_r_addr.eq(Cat(pl_addr[:self._abits], ins.bank_in)),
-                         core_act_r_en.eq(1)]
+        if pool is not None:
+            with m.If(pool.left):
+                m.d.comb += [core_act_r_addr.eq(Cat(pool.addr, ins.bank_in)),
+                             core_act_r_en.eq(1)]
         with m.If(post_w):
             m.d.comb += [core_act_w_addr.eq(Cat(out_addr[:self._abits], ins.bank_out)),
                          core_act_w_data.eq(final.as_value()), core_act_w_en.eq(1)]
             m.d.sync += out_addr.eq(out_addr + ins.ng)
-        with m.If(pl_w_ok):
-            m.d.comb += [core_act_w_addr.eq(Cat(pl_out[:self._abits], ins.bank_out)),
-                         core_act_w_data.eq(pl_max.as_value()), core_act_w_en.eq(1)]
+        if pool is not None:
+            with m.If(pool.w_ok):
+                m.d.comb += [core_act_w_addr.eq(Cat(pool.out, ins.bank_out)),
+                             core_act_w_data.eq(pool.max.as_value()), core_act_w_en.eq(1)]
         return m
+

@@ -84,6 +84,10 @@ INSTRUCTION = data.StructLayout({
     "a_row": unsigned(16),       # stride * W * CG    (next output row)
     "a_line": unsigned(16),      # W * CG             (next kernel row)
     "a_start": signed(24),       # in_base - pad * (W * CG + CG)  (kernel origin of pixel 0)
+    # CONV loop bounds, precomputed by the compiler (no multipliers in the core):
+    "kt": unsigned(16),          # weight tiles KR * KS * CG
+    "pixels": unsigned(16),      # output pixels E * F
+    "w_words": unsigned(16),     # weight words KT * P
 })
 
 INSTRUCTION_BITS = 512

@@ -81,3 +81,17 @@ def test_weights_too_large_for_a_bank():
     cfg = AccelConfig(size=4, act_depth=256, wbuf_depth=16, pbuf_depth=32, acc_depth=64)
     with pytest.raises(CompileError, match="weight bank holds 16"):
         compile_network(qnet, cfg)
+
+
+def test_pooling_needs_the_pooling_unit():
+    from dataclasses import replace
+
+    from gen.accelerator import quantize_network, size_config
+    from gen.loaders import load_network
+    qnet = quantize_network(load_network("examples/lenet_digits.toml"))
+    cfg = size_config(qnet, 4)
+    assert cfg.maxpool and cfg.imem_depth >= 8
+    with pytest.raises(CompileError, match=r"no max-pooling unit \(maxpool=False\)"):
+        compile_network(qnet, replace(cfg, maxpool=False))
+    with pytest.raises(CompileError, match=r"instruction memory holds 2 \(imem_depth\)"):
+        compile_network(qnet, replace(cfg, imem_depth=2))

@@ -11,15 +11,20 @@ from sim.lint import verilator_lint, yosys_check
 
 @pytest.mark.parametrize("kw,name", [(dict(size=6), "size"), (dict(size=2), "size"),
                                      (dict(data_width=48), "data_width"),
-                                     (dict(acc_depth=1), "acc_depth")])
+                                     (dict(acc_depth=0), "acc_depth")])
 def test_config_rejects(kw, name):
     with pytest.raises(ParamError) as e:
         AccelConfig(**kw)
     assert e.value.name == name
 
 
-def test_top_is_lint_clean_and_deterministic():
-    cfg = AccelConfig(size=4, act_depth=64, wbuf_depth=64, pbuf_depth=16, acc_depth=16)
+@pytest.mark.parametrize("cfg", [
+    AccelConfig(size=4, act_depth=64, wbuf_depth=64, pbuf_depth=16, acc_depth=16),
+    # the digits MLP's own size: one accumulator word, no pooling unit, 32 instructions
+    AccelConfig(size=4, act_depth=16, wbuf_depth=64, pbuf_depth=16, acc_depth=1, layers=3,
+                imem_depth=32, maxpool=False),
+], ids=["pool", "mlp"])
+def test_top_is_lint_clean_and_deterministic(cfg):
     a, b = to_verilog(Accelerator(cfg)), to_verilog(Accelerator(cfg))
     assert a == b
     ok, out = verilator_lint(a)
