@@ -35,14 +35,11 @@ from hw.board_top import BoardTop, mem_depth_for
 from hw.uart import divisor_for
 
 from .board import BoardDesign
-from .fit import check_fit
+from .fit import REQUANT_DSPS, check_fit
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 __all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
-           "DEFAULT_BAUD", "ToolError", "ice40_dsp_script", "REQUANT_DSPS"]
-
-#: SB_MAC16 (16 x 16) blocks of the accelerator's 32 x 31 requantization multiplier
-REQUANT_DSPS = 4
+           "DEFAULT_BAUD", "ToolError", "ice40_dsp_script"]
 
 
 class ToolError(RuntimeError):

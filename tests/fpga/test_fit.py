@@ -31,6 +31,8 @@ def test_fit_error_names_resource_needed_and_available():
     est = board_estimate(CFG, b, 2048)
     have = available(b)
     assert est["luts"] > have["luts"] == 5280
+    # iCE40: all 8 SB_MAC16 (4 requantization, 4 PEs), logic cells above the LUT4s
+    assert est["dsps"] == 8 and est["cells"] > est["luts"] and have["cells"] == 5280
     with pytest.raises(FitError) as e:
         check_fit(CFG, b, 2048, where="x")
     assert e.value.resource == "LUT4s"
@@ -49,7 +51,7 @@ def test_cli_fit_failure_is_one_line_exit_2(capsys):
 def test_cli_fit_passes_on_ulx3s(capsys):
     rc = main(["fpga", "build", "examples/digits_mlp.toml", "--board", "ulx3s-85f", "--check"])
     assert rc == 0
-    assert '"dsps": 25' in capsys.readouterr().out      # 16 PEs + 9 outside the array
+    assert '"dsps": 20' in capsys.readouterr().out      # 16 PEs + 4 for the requantization
 
 
 @pytest.mark.parametrize("argv,msg", [
