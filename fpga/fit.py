@@ -38,8 +38,7 @@ import math
 
 from gen.boards import Board
 from gen.resources import estimate
-from hw.accel_core import _PSTORE, AccelConfig
-from hw.accel_isa import INSTRUCTION_BITS
+from hw.accel_core import AccelConfig
 
 __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "available",
            "OVERHEAD", "REQUANT_DSPS", "ICE40_CELLS_PER_FF"]
@@ -105,10 +104,7 @@ def board_estimate(cfg: AccelConfig, board: Board, mem_depth: int) -> dict[str, 
            "dsps": base["dsps"] + over["dsps"]}
     if fam == "ice40":
         out["cells"] = out["luts"] + math.ceil(ICE40_CELLS_PER_FF * out["ffs"])
-    dw = cfg.data_width
-    mems = [(cfg.imem_depth * INSTRUCTION_BITS // dw, dw), (2 * cfg.act_depth, 8 * P),
-            (2 * cfg.wbuf_depth, 8 * P), (2 * cfg.pbuf_depth, _PSTORE.size),
-            (cfg.acc_depth if cfg.acc_depth > 1 else 0, 32 * P)]
+    mems = [(d if (name != "acc" or d > 1) else 0, w) for name, (d, w) in cfg.memories.items()]
     bram = sum(memory_blocks(d, w, fam) for d, w in mems)
     out["bram"] = bram + memory_blocks(mem_depth, 32, fam)
     return out

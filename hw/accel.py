@@ -139,7 +139,8 @@ class Accelerator(wiring.Component):
         # entries (only the words holding the layout's bits are fetched).
         beats_per_instr = INSTRUCTION_BITS // dw
         fetch_words = -(-INSTRUCTION.size // dw)
-        imem = Memory(shape=dw, depth=cfg.imem_depth * beats_per_instr, init=[],
+        imem_depth, imem_width = cfg.memories["imem"]
+        imem = Memory(shape=imem_width, depth=imem_depth, init=[],
                       attrs={"no_rw_check": 1})   # loaded while idle, read while running
         m.submodules.imem = imem
         iw, ir = imem.write_port(), imem.read_port()

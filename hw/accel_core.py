@@ -28,16 +28,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .accel_isa import INSTRUCTION, PARAM_ENTRY, Op
+from .accel_isa import INSTRUCTION, INSTRUCTION_BITS, PARAM_ENTRY, Op
 from .params import Config, ParamError, param
 from .systolic import SystolicArray, SystolicConfig
 
-__all__ = ["AccelConfig", "AccelCore"]
+__all__ = ["AccelConfig", "AccelCore", "PARAM_STORE", "SAT_BITS"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,17 @@ class AccelConfig(Config):
                               overflow="wrap", result_fifo=False)
 
     @property
+    def memories(self) -> dict[str, tuple[int, int]]:
+        """``(depth, width in bits)`` of each on-chip memory: the RTL builds
+        these and :mod:`fpga.fit` counts their block RAMs.  Activation, weight
+        and parameter memories hold two banks; the program memory is one bus
+        word wide; an accumulator of depth 1 is a register."""
+        P, dw = self.size, self.data_width
+        return {"imem": (self.imem_depth * INSTRUCTION_BITS // dw, dw),
+                "act": (2 * self.act_depth, 8 * P), "wbuf": (2 * self.wbuf_depth, 8 * P),
+                "pbuf": (2 * self.pbuf_depth, PARAM_STORE.size), "acc": (self.acc_depth, 32 * P)}
+
+    @property
     def word_bits(self) -> int:
         return self.size * 8
 
@@ -109,7 +120,7 @@ class AccelConfig(Config):
 
 
 #: What the parameter bank keeps of a :data:`PARAM_ENTRY` (shift stored minus one).
-_PSTORE = data.StructLayout({"bias": signed(32), "mult": unsigned(31), "shm1": unsigned(6)})
+PARAM_STORE = data.StructLayout({"bias": signed(32), "mult": unsigned(31), "shm1": unsigned(6)})
 #: Requantized values are saturated to this many bits before the zero point and
 #: the int8 clamp, which gives the same result as the full-width value.
 SAT_BITS = 18
@@ -203,7 +214,7 @@ def _one_word(m, width):
     return wp, rp
 
 
-def _mem(m, name, width, depth, *, banked=True):
+def _mem(m, name, depth, width, *, banked=True):
     # banked: the core reads one bank while the DMA writes the other, so a
     # read never meets a write to its address (no read/write-collision logic)
     mem = Memory(shape=unsigned(width), depth=depth, init=[],
@@ -252,14 +263,15 @@ class AccelCore(wiring.Component):
         m = Module()
         m.submodules.array = array = SystolicArray(cfg.systolic)
 
-        act = _mem(m, "act_mem", P * 8, 2 * cfg.act_depth)
-        wbuf = _mem(m, "wbuf_mem", P * 8, 2 * cfg.wbuf_depth)
-        pbuf = _mem(m, "pbuf_mem", _PSTORE.size, 2 * cfg.pbuf_depth)
+        mems = cfg.memories
+        act = _mem(m, "act_mem", *mems["act"])
+        wbuf = _mem(m, "wbuf_mem", *mems["wbuf"])
+        pbuf = _mem(m, "pbuf_mem", *mems["pbuf"])
         act_wp, act_rp = act.write_port(), act.read_port()
         w_wp, w_rp = wbuf.write_port(), wbuf.read_port()
         p_wp, p_rp = pbuf.write_port(), pbuf.read_port()
         if cfg.acc_depth > 1:
-            accb = _mem(m, "acc_mem", P * 32, cfg.acc_depth, banked=False)
+            accb = _mem(m, "acc_mem", *mems["acc"], banked=False)
             a_wp = accb.write_port()
             a_rp = accb.read_port(transparent_for=(a_wp,))
         else:
@@ -290,7 +302,7 @@ class AccelCore(wiring.Component):
             p_wp.addr.eq(self.pbuf_w_addr), p_wp.en.eq(self.pbuf_w_en),
         ]
         # the parameter bank keeps only the bits post-processing uses
-        p_in, p_keep = Signal(PARAM_ENTRY), Signal(_PSTORE)
+        p_in, p_keep = Signal(PARAM_ENTRY), Signal(PARAM_STORE)
         m.d.comb += [p_in.eq(self.pbuf_w_data), p_keep.bias.eq(p_in.bias),
                      p_keep.mult.eq(p_in.mult), p_keep.shm1.eq(p_in.shift - 1),
                      p_wp.data.eq(p_keep)]
@@ -430,7 +442,7 @@ class AccelCore(wiring.Component):
         m.d.comb += x.eq(word[q_lane])
         # The parameter entry of lane q_lane is read the cycle before: the
         # address runs one lane ahead (wrapping to lane 0 for the next pixel).
-        entry = Signal(_PSTORE)
+        entry = Signal(PARAM_STORE)
         next_lane = Signal(range(P))
         m.d.comb += [next_lane.eq(Mux(q_run, Mux(q_lane == P - 1, 0, q_lane + 1), q_lane)),
                      p_rp.addr.eq(Cat((ins.p_off + next_lane)[:self._pbits], ins.wbank)),

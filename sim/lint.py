@@ -14,7 +14,8 @@ from pathlib import Path
 
 from sim.runner import VERILATOR_WAIVERS, verilator_env
 
-__all__ = ["verilator_lint", "yosys_check", "yosys_command"]
+__all__ = ["verilator_lint", "yosys_check", "yosys_command", "assert_lint_clean",
+           "assert_emits_clean"]
 
 
 def yosys_command() -> list[str]:
@@ -57,3 +58,23 @@ def yosys_check(text: str, top: str = "top") -> tuple[bool, str]:
         proc = subprocess.run([*yosys_command(), "-q", "-p", script],
                               capture_output=True, text=True, cwd=d)
     return proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def assert_lint_clean(text: str, top: str = "top") -> None:
+    """Raise ``AssertionError`` (with the tool's output) unless ``text`` passes
+    both Verilator lint and Yosys ``check -assert``."""
+    ok, out = verilator_lint(text, top)
+    assert ok, out
+    ok, out = yosys_check(text, top)
+    assert ok, out
+
+
+def assert_emits_clean(make, top: str = "top") -> str:
+    """Emit ``make()`` twice: the Verilog must be identical (deterministic) and
+    lint-clean; returns it."""
+    from gen.verilog import to_verilog
+
+    text = to_verilog(make())
+    assert text == to_verilog(make()), "two emissions differ"
+    assert_lint_clean(text, top)
+    return text

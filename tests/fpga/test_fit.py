@@ -3,7 +3,7 @@ resource, what the design needs and what the device has (exit status 2)."""
 
 import pytest
 
-from fpga.fit import FitError, available, board_estimate, check_fit, memory_blocks
+from fpga.fit import REQUANT_DSPS, FitError, available, board_estimate, check_fit, memory_blocks
 from gen.boards import board
 from gen.cli import main
 from hw.accel_core import AccelConfig
@@ -32,7 +32,7 @@ def test_fit_error_names_resource_needed_and_available():
     have = available(b)
     assert est["luts"] > have["luts"] == 5280
     # iCE40: all 8 SB_MAC16 (4 requantization, 4 PEs), logic cells above the LUT4s
-    assert est["dsps"] == 8 and est["cells"] > est["luts"] and have["cells"] == 5280
+    assert est["dsps"] == b.budget.dsps and est["cells"] > est["luts"] and have["cells"] == 5280
     with pytest.raises(FitError) as e:
         check_fit(CFG, b, 2048, where="x")
     assert e.value.resource == "LUT4s"
@@ -51,7 +51,8 @@ def test_cli_fit_failure_is_one_line_exit_2(capsys):
 def test_cli_fit_passes_on_ulx3s(capsys):
     rc = main(["fpga", "build", "examples/digits_mlp.toml", "--board", "ulx3s-85f", "--check"])
     assert rc == 0
-    assert '"dsps": 20' in capsys.readouterr().out      # 16 PEs + 4 for the requantization
+    # one MULT18X18D per PE of the 4 x 4 array, plus the requantization's
+    assert f'"dsps": {4 * 4 + REQUANT_DSPS}' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,msg", [

@@ -12,7 +12,7 @@ from hw.eie import EIECluster, EIEConfig
 from hw.eie_pe import EIEPE
 from hw.lnzd import LNZDTree
 from hw.params import ParamError
-from sim.lint import verilator_lint, yosys_check
+from sim.lint import assert_lint_clean
 
 EMITS = {  # catalog name, flags: the acceptance commands
     "eie-pe": {},
@@ -31,10 +31,7 @@ def _emit(name):
 @pytest.mark.parametrize("name", list(EMITS))
 def test_lint_clean_and_deterministic(name):
     text = _emit(name)
-    ok, out = verilator_lint(text)
-    assert ok, out
-    ok, out = yosys_check(text)
-    assert ok, out
+    assert_lint_clean(text)
     assert _emit(name) == text
 
 

@@ -10,7 +10,7 @@ from gen.verilog import to_verilog
 from hw.catalog import lookup
 from hw.eyeriss import EyerissArray, EyerissConfig, EyerissPE
 from hw.params import ParamError
-from sim.lint import verilator_lint, yosys_check
+from sim.lint import assert_lint_clean
 
 
 def test_config_errors():
@@ -102,11 +102,7 @@ def test_pe_row_convolution(p, q, s, base, signed):
     assert ev["pwr"] == p * (q * s - zeros) + p * first_zero
 
 
-def _lint(text):
-    ok, out = verilator_lint(text)
-    assert ok, out
-    ok, out = yosys_check(text)
-    assert ok, out
+_lint = assert_lint_clean
 
 
 def test_pe_verilog_lint_and_determinism():

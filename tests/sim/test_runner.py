@@ -1,7 +1,7 @@
 """The simulator runner: caching, failure reporting, waveforms."""
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
