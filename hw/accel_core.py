@@ -46,23 +46,27 @@ class AccelConfig(Config):
 
     component = "accel"
 
-    size: int = param(8, lo=4, hi=32, help="systolic array is size x size int8 PEs (multiple of 4)")
+    size: int = param(8, lo=2, hi=32, help="systolic array is size x size int8 PEs (even; "
+                                            "a multiple of data_width / 8)")
     act_depth: int = param(1024, lo=16, hi=32768, help="words (of size bytes) per activation bank")
     wbuf_depth: int = param(1024, lo=16, hi=32768, help="words (of size bytes) per weight bank")
     pbuf_depth: int = param(64, lo=4, hi=4096, help="channel entries per parameter bank")
     acc_depth: int = param(256, lo=1, hi=16384, help="accumulator words: most output pixels per CONV")
-    data_width: int = param(32, choices=(32, 64), help="AXI data width in bits")
+    data_width: int = param(32, choices=(16, 32, 64), help="AXI data width in bits (16: "
+                                                               "for P = 2 on small FPGAs)")
     layers: int = param(16, lo=1, hi=64, help="per-layer cycle counters")
     imem_depth: int = param(64, lo=2, hi=1024, help="instructions the program memory holds")
     maxpool: bool = param(True, help="include the max-pooling unit (else MAXPOOL is an "
                                      "illegal opcode)")
 
     def validate(self):
-        if self.size % 4:
-            raise ParamError("size", self.size, "a multiple of 4 in 4..32")
+        if self.size % 2:
+            raise ParamError("size", self.size, "an even number in 2..32")
         if (self.size * 8) % self.data_width:
+            fits = [w for w in (16, 32, 64) if (self.size * 8) % w == 0]
             raise ParamError("data_width", self.data_width,
-                             f"a divisor of the word width {self.size * 8}")
+                             f"a divisor of the word width {self.size * 8} bits: "
+                             + " | ".join(map(str, fits)))
 
     @property
     def psum_width(self) -> int:

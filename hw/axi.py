@@ -85,14 +85,14 @@ class Axi4Signature(wiring.Signature):
     (ids, lengths, sizes, bursts, last) and the optional ``lock``, ``cache``,
     ``prot`` and ``qos`` (driven with constants by our masters).
 
-    ``addr_width`` bits of byte address, ``data_width`` (32 or 64) bits of
+    ``addr_width`` bits of byte address, ``data_width`` (16, 32 or 64) bits of
     data, ``id_width`` bits of transaction id.
     """
 
     def __init__(self, addr_width: int = 32, data_width: int = 32, id_width: int = 1):
         self.addr_width = _check_width("addr_width", addr_width, 1, 64)
-        if data_width not in (32, 64):
-            raise TypeError(f"data_width must be 32 or 64, not {data_width!r}")
+        if data_width not in (16, 32, 64):
+            raise TypeError(f"data_width must be 16, 32 or 64, not {data_width!r}")
         self.data_width = data_width
         self.id_width = _check_width("id_width", id_width, 1, 16)
         members = {}
@@ -209,7 +209,7 @@ class AxiLiteRegsConfig(Config):
 @dataclass(frozen=True)
 class _AxiMasterConfig(Config):
     addr_width: int = param(32, lo=13, hi=64, help="AXI byte-address width in bits")
-    data_width: int = param(32, choices=(32, 64), help="AXI data width in bits")
+    data_width: int = param(32, choices=(16, 32, 64), help="AXI data width in bits")
     id_width: int = param(1, lo=1, hi=16, help="AXI id width (our masters use id 0)")
     max_burst: int = param(16, lo=1, hi=256, help="most beats per INCR burst")
     max_outstanding: int = param(2, lo=1, hi=8, help="bursts in flight at once")

@@ -52,7 +52,8 @@ class BoardTop(wiring.Component):
     """Accelerator + block RAM + UART bridge.
 
     Parameters: ``config`` (:class:`~hw.accel_core.AccelConfig`, data_width
-    32; None: a link-only top, no accelerator, the register space one 32-bit
+    32, or 16 for the 2 x 2 array of small FPGAs: the block RAM's AXI side
+    takes the accelerator's width, its host side stays 32 bits; None: a link-only top, no accelerator, the register space one 32-bit
     scratch register, to bring up a board's UART and RAM), ``mem_depth``
     (32-bit words of block RAM), ``divisor`` (clock cycles per UART bit).
 
@@ -60,20 +61,23 @@ class BoardTop(wiring.Component):
     3: busy, done, error), ``irq`` (Out).
     """
 
-    def __init__(self, config: AccelConfig | None, *, mem_depth: int, divisor: int):
+    def __init__(self, config: AccelConfig | None, *, mem_depth: int, divisor: int,
+                 ram_style: str | None = None):
         if config is not None and not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig or None, not {config!r}")
-        if config is not None and config.data_width != 32:
-            raise ValueError(f"the board top needs data_width 32, not {config.data_width}")
+        if config is not None and config.data_width not in (16, 32):
+            raise ValueError(f"the board top needs data_width 16 or 32, not {config.data_width}")
         self.config = config
         self.divisor = check_divisor(divisor)
         self.mem_depth = check_depth(mem_depth)
+        self.ram_style = ram_style
         super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1),
                           "leds": Out(3), "irq": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.ram = ram = AxiBram(self.mem_depth)
+        dw = self.config.data_width if self.config is not None else 32
+        m.submodules.ram = ram = AxiBram(self.mem_depth, data_width=dw, ram_style=self.ram_style)
         m.submodules.rx = rx = UartRx(self.divisor)
         m.submodules.tx = tx = UartTx(self.divisor)
         m.submodules.bridge = br = UartBridge(addr_width=LINK_REGS.addr_width,

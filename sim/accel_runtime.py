@@ -26,7 +26,7 @@ class AccelError(RuntimeError):
     pass
 
 
-def _pauser(rng: random.Random, prob: float):
+def pauser(rng: random.Random, prob: float):
     while True:
         yield rng.random() < prob
 
@@ -47,7 +47,7 @@ class AccelRuntime:
             for ch in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
                        self.ram.write_if.b_channel, self.ram.read_if.ar_channel,
                        self.ram.read_if.r_channel):
-                ch.set_pause_generator(_pauser(rng, pause_prob))
+                ch.set_pause_generator(pauser(rng, pause_prob))
         self.ram.write(base, program.image())
 
     async def write_reg(self, name: str, value: int, index: int = 0):

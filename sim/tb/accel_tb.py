@@ -78,7 +78,7 @@ async def registers_and_errors(dut):
     assert st["error"] and st["code"] == 1 and st["err_pc"] == 1, st
     # a misaligned DRAM address: code 2
     prog.instructions[:] = saved
-    prog.instructions[0] = dict(saved[0], dram_addr=saved[0]["dram_addr"] + 2)
+    prog.instructions[0] = dict(saved[0], dram_addr=saved[0]["dram_addr"] + 1)
     rt.ram.write(0, prog.program_bytes())
     st = await rt.run()
     assert st["error"] and st["code"] == 2 and st["err_pc"] == 0, st

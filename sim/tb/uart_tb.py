@@ -122,7 +122,7 @@ async def uart_protocol(dut):
     assert back == data, f"memory round trip differs (seed {p.get('seed', 0)})"
 
     info = await link.run_async(link.read_reg("INFO"), port)
-    assert info == cfg.size | 32 << 8 | cfg.layers << 16 | VERSION << 24, hex(info)
+    assert info == cfg.size | cfg.data_width << 8 | cfg.layers << 16 | VERSION << 24, hex(info)
     await link.run_async(link.write_reg("PROG_BASE", 0x1234), port)
     assert await link.run_async(link.read_reg("PROG_BASE"), port) == 0x1234
 

@@ -8,7 +8,9 @@ from hw.params import ParamError
 from sim.lint import assert_emits_clean
 
 
-@pytest.mark.parametrize("kw,name", [(dict(size=6), "size"), (dict(size=2), "size"),
+@pytest.mark.parametrize("kw,name", [(dict(size=3), "size"), (dict(size=34), "size"),
+                                     (dict(size=6), "data_width"), (dict(size=2), "data_width"),
+                                     (dict(size=2, data_width=32), "data_width"),
                                      (dict(data_width=48), "data_width"),
                                      (dict(acc_depth=0), "acc_depth")])
 def test_config_rejects(kw, name):
@@ -17,12 +19,22 @@ def test_config_rejects(kw, name):
     assert e.value.name == name
 
 
+def test_config_small_arrays_take_a_16_bit_bus():
+    assert AccelConfig(size=2, data_width=16).bus_per_word == 1
+    assert AccelConfig(size=6, data_width=16).bus_per_word == 3
+    with pytest.raises(ParamError, match="16 | 32"):
+        AccelConfig(size=4, data_width=64)
+
+
 @pytest.mark.parametrize("cfg", [
     AccelConfig(size=4, act_depth=64, wbuf_depth=64, pbuf_depth=16, acc_depth=16),
     # the digits MLP's own size: one accumulator word, no pooling unit, 32 instructions
     AccelConfig(size=4, act_depth=16, wbuf_depth=64, pbuf_depth=16, acc_depth=1, layers=3,
                 imem_depth=32, maxpool=False),
-], ids=["pool", "mlp"])
+    # the iCEBreaker's: a 2 x 2 array on a 16-bit bus
+    AccelConfig(size=2, act_depth=32, wbuf_depth=128, pbuf_depth=16, acc_depth=1, layers=3,
+                data_width=16, imem_depth=32, maxpool=False),
+], ids=["pool", "mlp", "p2"])
 def test_top_is_lint_clean_and_deterministic(cfg):
     assert_emits_clean(lambda: Accelerator(cfg))
 

@@ -58,7 +58,7 @@ def master_cases(cfg, seed, runs=5):
 
 READER = AxiReaderConfig(data_width=32, max_burst=16, max_outstanding=2)
 # many short bursts, one at a time: the AR-after-RLAST path and its cycle gaps
-READER1 = AxiReaderConfig(data_width=64, max_burst=4, max_outstanding=1)
+READER1 = AxiReaderConfig(data_width=16, max_burst=4, max_outstanding=1)
 WRITER = AxiWriterConfig(data_width=64, max_burst=8, max_outstanding=3)
 REGS = AxiLiteRegsConfig(addr_width=8, size=40)
 
