@@ -2,7 +2,7 @@
 
 For the ULX3S 85F and the iCEBreaker: the planner's choice for the network
 (array-only model, :mod:`gen.plan`), the largest square P x P accelerator
-(P a multiple of 4) the board-top fit check admits (:mod:`fpga.fit`), and
+(P = 2 on a 16-bit bus, or a multiple of 4) the board-top fit check admits (:mod:`fpga.fit`), and
 that design built with the YoWASP toolchain: fmax, DSP, LUT and block-RAM
 use, peak GOPS (2 ops per MAC, P*P MACs per cycle, at the lower of fmax and
 the board clock, and at fmax) and GOPS per DSP, beside DNN Weaver's 32 x 32
@@ -26,8 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fpga.build import build_network, prepare  # noqa: E402
-from fpga.fit import FitError, check_fit  # noqa: E402
-from gen.accelerator import size_config  # noqa: E402
+from fpga.fit import FitError, check_fit, largest_fit  # noqa: E402
+from gen.accelerator import SIZES, size_config  # noqa: E402
 from gen.boards import board  # noqa: E402
 from gen.compile import compile_network  # noqa: E402
 from gen.plan import plan  # noqa: E402
@@ -40,19 +40,21 @@ def peak_gops(pes: int, mhz: float) -> float:
     return 2 * pes * mhz / 1000
 
 
-def largest_fit(qnet, b) -> tuple[int | None, str]:
-    """Largest P (multiple of 4) whose board top fits, and why P + 4 does not."""
-    best, why = None, ""
-    for P in range(4, 33, 4):
-        cfg = size_config(qnet, P)
-        depth = mem_depth_for(compile_network(qnet, cfg).size)
+def largest(qnet, b) -> tuple[int | None, str]:
+    """Largest P whose board top fits (:func:`fpga.fit.largest_fit`), and why
+    the next size up does not."""
+    cfg, _, err = largest_fit(qnet, b)
+    if cfg is None:
+        return None, str(err)
+    bigger = [s for s in SIZES if s > cfg.size]
+    why = ""
+    if bigger:
+        nxt = size_config(qnet, bigger[0])
         try:
-            check_fit(cfg, b, depth)
+            check_fit(nxt, b, mem_depth_for(compile_network(qnet, nxt).size))
         except FitError as e:
             why = str(e)
-            break
-        best = P
-    return best, why
+    return cfg.size, why
 
 
 def main(argv=None) -> int:
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
         b = board(name)
         network, qnet, _, _, _, _ = prepare(args.network, name, size=4)
         p = plan(network, b.budget)
-        P, why = largest_fit(qnet, b)
+        P, why = largest(qnet, b)
         row = {"board": name, "device": b.device, "clock_mhz": b.budget.clock_mhz,
                "planner": f"{p.config.rows}x{p.config.cols} {p.config.dataflow.upper()}",
                "largest_P": P, "next_fails": why}
@@ -88,6 +90,7 @@ def main(argv=None) -> int:
             dsps = res["dsps"][0]
             row.update(fmax_mhz=round(fmax, 1), target_mhz=bld["target_mhz"],
                        dsps=res["dsps"], luts=res["luts"], ffs=res["ffs"], bram=res["bram"],
+                       lcs=res.get("lcs"), spram=res.get("spram"),
                        gops_at_clock=round(peak_gops(P * P, run_mhz), 2),
                        gops_at_fmax=round(peak_gops(P * P, fmax), 2),
                        gops_per_dsp_at_fmax=round(peak_gops(P * P, fmax) / dsps, 4) if dsps else None,
@@ -99,12 +102,14 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"{row['board']} ({row['device']}, {row['clock_mhz']:g} MHz): planner "
               f"{row['planner']}; largest accelerator P = {row['largest_P']}")
-        if row["largest_P"] is None:
-            print(f"  {row['next_fails']}")
+        if row["next_fails"]:
+            print(f"  {'next size up: ' if row['largest_P'] else ''}{row['next_fails']}")
         if "fmax_mhz" in row:
             print(f"  fmax {row['fmax_mhz']} MHz (target {row['target_mhz']:.4g}); "
                   f"DSP {row['dsps'][0]}/{row['dsps'][1]}, LUT4 {row['luts'][0]}/{row['luts'][1]}, "
-                  f"FF {row['ffs'][0]}/{row['ffs'][1]}, BRAM {row['bram'][0]}/{row['bram'][1]}")
+                  f"FF {row['ffs'][0]}/{row['ffs'][1]}, BRAM {row['bram'][0]}/{row['bram'][1]}"
+                  + (f", logic cells {row['lcs'][0]}/{row['lcs'][1]}, SPRAM "
+                     f"{row['spram'][0]}/{row['spram'][1]}" if row.get("lcs") else ""))
             print(f"  peak {row['gops_at_clock']} GOPS at the board clock, {row['gops_at_fmax']} "
                   f"at fmax; {row['gops_per_dsp_at_fmax']} GOPS per DSP at fmax")
     print(f"{ref['name']}: 32x32 at 150 MHz, {dw:.1f} GOPS, {ref['gops_per_dsp']} GOPS per DSP")

@@ -35,11 +35,11 @@ from hw.board_top import BoardTop, mem_depth_for
 from hw.uart import divisor_for
 
 from .board import BoardDesign
-from .fit import REQUANT_DSPS, check_fit
+from .fit import REQUANT_DSPS, check_fit, largest_fit
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 __all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
-           "DEFAULT_BAUD", "ToolError", "ice40_dsp_script"]
+           "DEFAULT_BAUD", "ToolError", "ice40_dsp_script", "ice40_spram_script", "ram_style_for"]
 
 
 class ToolError(RuntimeError):
@@ -69,7 +69,11 @@ def toolchain_env() -> dict:
 
 def prepare(network_path, board_name: str, *, size: int | None = None):
     """(network, qnet, AccelConfig, Program, mem_depth, plan) for a board; the
-    same function sizes the build and the host run, so both agree."""
+    same function sizes the build and the host run, so both agree.
+
+    Without ``size``: the planner's array (:func:`gen.accelerator.config_for_board`),
+    or the largest smaller one whose board top fits (:func:`fpga.fit.largest_fit`)
+    if the planner's does not."""
     from gen.accelerator import config_for_board, quantize_network, size_config
     from gen.compile import compile_network
     from gen.loaders import load_network
@@ -81,6 +85,9 @@ def prepare(network_path, board_name: str, *, size: int | None = None):
         cfg = size_config(qnet, size)
     else:
         cfg, the_plan = config_for_board(network, qnet, board_name)
+        fit_cfg, _, _ = largest_fit(qnet, get_board(board_name), upto=cfg.size)
+        if fit_cfg is not None:
+            cfg = fit_cfg
     prog = compile_network(qnet, cfg)
     return network, qnet, cfg, prog, mem_depth_for(prog.size), the_plan
 
@@ -96,6 +103,22 @@ def ice40_dsp_script(config, dsps: int) -> str:
     keep = [f"pe_{i}_{j}" for i in range(P) for j in range(P)][:spare]
     sel = "t:$mul r:A_WIDTH<=8 %i r:A_SIGNED=1 %i" + "".join(f" *.{n}/* %d" for n in keep)
     return f"proc; booth {sel}"
+
+
+def ram_style_for(b) -> str | None:
+    """The board RAM's ``ram_style``: ``"huge"`` (SPRAM) on the iCE40 UP5K,
+    whose 30 EBRs the accelerator's own memories need; else Yosys's choice."""
+    return "huge" if b.budget.family == "ice40" else None
+
+
+def ice40_spram_script(top: BoardTop) -> str:
+    """Yosys commands that let the board RAM map to SPRAM when the top asks
+    for it (``ram_style="huge"``): Amaranth gives every memory an initial
+    value, which SPRAM cannot have, so the board RAM's is made undefined (the
+    host loads it before use)."""
+    if top.ram_style != "huge":
+        return ""
+    return f"proc; memory_collect; setparam -set INIT {32 * top.mem_depth}'bx a:ram_style=huge"
 
 
 def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | None = None,
@@ -116,8 +139,9 @@ def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | Non
     fam = b.budget.family
     opts = {"nextpnr_opts": "--timing-allow-fail --report report.json --seed 1"}
     opts["synth_opts"] = ("-dsp -spram " if fam == "ice40" else "") + synth_opts
-    if fam == "ice40" and top.config is not None:
-        opts["script_after_read"] = ice40_dsp_script(top.config, b.budget.dsps)
+    if fam == "ice40":
+        opts["script_after_read"] = "; ".join(filter(None, (
+            ice40_dsp_script(top.config, b.budget.dsps), ice40_spram_script(top))))
     if not abc9 and fam == "ecp5":
         opts["synth_opts"] += " -run begin:map_luts"
         opts["script_after_synth"] = ("techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; "
@@ -171,13 +195,20 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
            "clock_mhz": clock, "baud": baud, "divisor": divisor, "fit": fit,
            "image_bytes": prog.size}
     if the_plan is not None:
+        from gen.accelerator import square_side
+
+        planned = square_side(the_plan.config.rows * the_plan.config.cols)
         out["plan"] = {"engine": the_plan.engine, "rows": the_plan.config.rows,
-                       "cols": the_plan.config.cols}
+                       "cols": the_plan.config.cols, "size": planned}
+        if planned > cfg.size:
+            out["plan"]["note"] = (f"the planner's {planned} x {planned} array does not fit "
+                                   f"the board top; {cfg.size} x {cfg.size} is the largest "
+                                   "that does")
     if fit_only:
         return out
     out_dir = Path(out_dir or Path("build") / f"{qnet.name}-{b.name}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    top = BoardTop(cfg, mem_depth=depth, divisor=divisor)
+    top = BoardTop(cfg, mem_depth=depth, divisor=divisor, ram_style=ram_style_for(b))
     out["build"] = build_top(top, b.name, out_dir, clock_mhz=clock_mhz, synth_opts=synth_opts,
                              abc9=abc9)
     (out_dir / "image.bin").write_bytes(prog.image())

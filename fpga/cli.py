@@ -27,7 +27,8 @@ def _usage_error(msg):
 def _common(ap):
     ap.add_argument("network")
     ap.add_argument("--board", required=True)
-    ap.add_argument("--size", type=int, help="array side P (multiple of 4); default: the planner's")
+    ap.add_argument("--size", type=int, help="array side P (2, or a multiple of 4); default: the "
+                                               "planner's, or the largest that fits")
     ap.add_argument("--baud", type=int, default=115200)
 
 
@@ -54,6 +55,8 @@ def _print_table(r: dict) -> None:
     b = r["build"]
     print(f"{r['network']} on {r['board']} ({b['device']}), "
           f"{r['config']['size']} x {r['config']['size']} array, {r['mem_depth']} words of board RAM")
+    if r.get("plan", {}).get("note"):
+        print(f"({r['plan']['note']})")
     t = Table()
     for col in ("resource", "used", "available", "estimate"):
         t.add_column(col, justify="right" if col != "resource" else "left")

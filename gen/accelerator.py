@@ -7,7 +7,7 @@ emit, and account.
 * :func:`size_config` picks the smallest power-of-two buffer depths the
   network needs for a P x P array (or checks a given config);
 * :func:`config_for_board` takes the array size from the planner's choice for
-  a board (rounded down to a multiple of 4, at least 4);
+  a board (the largest square array with no more PEs than the planner's);
 * :func:`generate` writes the output directory (Verilog, program, DRAM image,
   report, integrator's README) whole or not at all;
 * :func:`energy_estimate` turns a run's counters into energy with a cost
@@ -34,7 +34,7 @@ from gen.verilog import to_verilog
 from hw.accel import ERRORS, REGS, VERSION, Accelerator
 from hw.accel_core import AccelConfig
 
-__all__ = ["quantize_network", "size_config", "config_for_board", "generate",
+__all__ = ["quantize_network", "size_config", "config_for_board", "square_side", "SIZES", "generate",
            "energy_estimate", "layer_table", "DIGITS_SHAPES"]
 
 DIGITS_SHAPES = ((64,), (1, 8, 8))
@@ -55,10 +55,14 @@ def _pow2(n: int, lo: int = 16) -> int:
     return max(lo, 1 << max(0, (n - 1).bit_length()))
 
 
-def size_config(qnet, size: int = 8, data_width: int = 32) -> AccelConfig:
+def size_config(qnet, size: int = 8, data_width: int | None = None) -> AccelConfig:
     """Smallest power-of-two buffers and program memory that hold ``qnet`` on a
-    size x size array, with the max-pooling unit only if the network pools."""
+    size x size array, with the max-pooling unit only if the network pools.
+    ``data_width`` defaults to 32 bits, or 16 when a word of ``size`` bytes is
+    narrower than that (P = 2)."""
     P = size
+    if data_width is None:
+        data_width = 32 if (P * 8) % 32 == 0 else 16
     maps, weights, pixels = [], [], [1]
     shape = qnet.input_shape if len(qnet.input_shape) == 3 else (qnet.input_shape[0], 1, 1)
     maps.append(shape[1] * shape[2] * math.ceil(shape[0] / P))
@@ -82,15 +86,27 @@ def size_config(qnet, size: int = 8, data_width: int = 32) -> AccelConfig:
 
 
 def config_for_board(network, qnet, board: str) -> tuple[AccelConfig, object]:
-    """Array size from the planner's plan for ``board`` (a multiple of 4, >= 4)."""
+    """Array size from the planner's plan for ``board``: the largest side
+    P (2, or a multiple of 4) with P * P no more than the planner's PEs.
+    (The planner sizes the array alone; :func:`fpga.fit.largest_fit` checks
+    the whole board top.)"""
     from gen.boards import board as get_board
     from gen.plan import plan
 
     b = get_board(board)
     p = plan(network, b.budget)
-    side = min(p.config.rows, p.config.cols)
-    size = max(4, side // 4 * 4)
-    return size_config(qnet, size), p
+    return size_config(qnet, square_side(p.config.rows * p.config.cols)), p
+
+
+#: Array sides the generator builds: 2 (on a 16-bit bus, for the smallest
+#: FPGAs) and the multiples of 4 up to 32 (on a 32-bit bus).
+SIZES = (2, *range(4, 33, 4))
+
+
+def square_side(pes: int) -> int:
+    """The largest array side P in :data:`SIZES` with P * P <= ``pes`` (2 if
+    none)."""
+    return max([SIZES[0]] + [s for s in SIZES if s * s <= pes])
 
 
 def layer_table(prog: Program, measured: list | None = None) -> list[dict]:

@@ -47,8 +47,10 @@ def _load(path):
 
 
 def _check_size(size):
-    if size is not None and (size < 4 or size > 32 or size % 4):
-        raise _usage_error(f"--size: expected a multiple of 4 in 4..32, got {size}")
+    from gen.accelerator import SIZES
+
+    if size is not None and size not in SIZES:
+        raise _usage_error(f"--size: expected 2 or a multiple of 4 in 4..32, got {size}")
 
 
 def cmd_generate(argv) -> int:
@@ -59,7 +61,7 @@ def cmd_generate(argv) -> int:
     ap.add_argument("network")
     ap.add_argument("-o", "--output", required=True, help="output directory")
     ap.add_argument("--board", help="plan the array size for this board")
-    ap.add_argument("--size", type=int, help="array side P (multiple of 4); default 8")
+    ap.add_argument("--size", type=int, help="array side P (2, or a multiple of 4); default 8")
     ap.add_argument("--engine", default="systolic", choices=["systolic"],
                     help="compute engine (the accelerator integrates the systolic array)")
     args = ap.parse_args(argv)
@@ -150,7 +152,7 @@ def cmd_simulate(argv) -> int:
     ap.add_argument("network")
     ap.add_argument("--samples", type=int, default=20, help="test digits to run (default 20)")
     ap.add_argument("--sim", choices=["verilator", "icarus"], default=None)
-    ap.add_argument("--size", type=int, help="array side P (multiple of 4); default 8")
+    ap.add_argument("--size", type=int, help="array side P (2, or a multiple of 4); default 8")
     ap.add_argument("--pause", type=float, default=0.0,
                     help="probability of a pause on every AXI channel each cycle (0..0.9)")
     args = ap.parse_args(argv)

@@ -2,14 +2,14 @@
 bridge + block RAM, no accelerator: the full digits design is the
 acceptance command, minutes long) for the iCEBreaker and the ULX3S 85F.
 Each checks that a bitstream exists, that the block RAM used is what the fit
-model counts, and that the report's clock target is the board's."""
+model counts (SPRAM on the iCEBreaker), and that the report's clock target is the board's."""
 
 import json
 
 import pytest
 
-from fpga.build import build_top
-from fpga.fit import memory_blocks
+from fpga.build import build_top, ram_style_for
+from fpga.fit import board_ram_blocks
 from gen.boards import board
 from hw.board_top import BoardTop
 
@@ -24,13 +24,18 @@ MIN_BITSTREAM = {"icebreaker": 100_000, "ulx3s-85f": 200_000}
 def test_link_top_builds(name, tmp_path):
     b = board(name)
     depth = 1024
-    top = BoardTop(None, mem_depth=depth, divisor=round(b.budget.clock_mhz * 1e6 / 115200))
+    top = BoardTop(None, mem_depth=depth, divisor=round(b.budget.clock_mhz * 1e6 / 115200),
+                   ram_style=ram_style_for(b))
     s = build_top(top, name, tmp_path)
     bit = tmp_path / "build" / ("top.bin" if b.budget.family == "ice40" else "top.bit")
     assert s["bitstream"] == str(bit) and bit.stat().st_size >= MIN_BITSTREAM[name]
+    # the board RAM where the fit model puts it: SPRAM on the UP5K, DP16KD on ECP5
+    ram = board_ram_blocks(depth, b.budget.family)
     used, avail = s["resources"]["bram"]
-    assert used == memory_blocks(depth, 32, b.budget.family)
+    assert used == ram.get("bram", 0)
     assert avail == {"icebreaker": 30, "ulx3s-85f": 208}[name]
+    if "spram" in ram:
+        assert s["resources"]["spram"] == [ram["spram"], 4]
     assert s["resources"]["dsps"][0] == 0
     assert abs(s["target_mhz"] - b.budget.clock_mhz) < 0.01
     assert s["fmax_mhz"] > 0

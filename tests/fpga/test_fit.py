@@ -3,7 +3,9 @@ resource, what the design needs and what the device has (exit status 2)."""
 
 import pytest
 
-from fpga.fit import REQUANT_DSPS, FitError, available, board_estimate, check_fit, memory_blocks
+from fpga.build import prepare
+from fpga.fit import (REQUANT_DSPS, FitError, available, board_estimate, board_ram_blocks,
+                      check_fit, largest_fit, memory_blocks)
 from gen.boards import board
 from gen.cli import main
 from hw.accel_core import AccelConfig
@@ -19,6 +21,17 @@ def test_block_counts_follow_the_block_shapes():
     assert memory_blocks(4096, 8, "ice40") == 8           # 512 x 8 eight times
 
 
+def test_board_ram_is_spram_on_the_up5k():
+    # two 16K x 16 SPRAMs side by side per 16,384 32-bit words; ECP5: DP16KD
+    assert board_ram_blocks(2048, "ice40") == {"spram": 2}
+    assert board_ram_blocks(32768, "ice40") == {"spram": 4}
+    assert board_ram_blocks(2048, "ecp5") == {"bram": 4}
+    b = board("icebreaker")
+    with pytest.raises(FitError) as e:
+        check_fit(CFG.replace(size=2, data_width=16), b, 65536)
+    assert e.value.resource == "SPRAM blocks" and (e.value.needed, e.value.available) == (8, 4)
+
+
 def test_estimate_grows_with_the_array():
     b = board("ulx3s-85f")
     small, big = board_estimate(CFG, b, 2048), board_estimate(CFG.replace(size=8), b, 2048)
@@ -32,7 +45,7 @@ def test_fit_error_names_resource_needed_and_available():
     have = available(b)
     assert est["luts"] > have["luts"] == 5280
     # iCE40: all 8 SB_MAC16 (4 requantization, 4 PEs), logic cells above the LUT4s
-    assert est["dsps"] == b.budget.dsps and est["cells"] > est["luts"] and have["cells"] == 5280
+    assert est["dsps"] == b.budget.dsps and est["lcs"] > est["luts"] and have["lcs"] == 5280
     with pytest.raises(FitError) as e:
         check_fit(CFG, b, 2048, where="x")
     assert e.value.resource == "LUT4s"
@@ -46,6 +59,42 @@ def test_cli_fit_failure_is_one_line_exit_2(capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("nnloom: fpga: digits_mlp on icebreaker (4 x 4 array) does not fit: LUT4s: needs ")
     assert err.rstrip().endswith("the device has 5,280")
+
+
+def test_default_sizes_are_the_largest_that_fit():
+    """Without --size each board gets the planner's array, or the largest
+    smaller one that fits: 2 x 2 on the iCEBreaker (4 x 4 is over its logic
+    cells), the planner's 4 x 4 on the ULX3S."""
+    sizes = {}
+    for name in ("icebreaker", "ulx3s-85f"):
+        _, qnet, cfg, _, depth, _ = prepare("examples/digits_mlp.toml", name)
+        sizes[name] = (cfg.size, cfg.data_width)
+        check_fit(cfg, board(name), depth)               # fits
+        big, _, _ = largest_fit(qnet, board(name))
+        assert big.size >= cfg.size
+    assert sizes == {"icebreaker": (2, 16), "ulx3s-85f": (4, 32)}
+    # and nothing bigger than 2 x 2 fits the iCEBreaker
+    _, qnet, *_ = prepare("examples/digits_mlp.toml", "icebreaker")
+    assert largest_fit(qnet, board("icebreaker"))[0].size == 2
+
+
+def test_nothing_fits_gives_the_smallest_arrays_error():
+    from gen.boards import Board, Budget
+    tiny = Board("tiny", "icebreaker.ICEBreakerPlatform", "iCE40UP5K",
+                 Budget(dsps=8, luts=2000, ffs=5280, bram_bits=30 * 4096 + 4 * 262144,
+                        clock_mhz=12.0, dram_bytes_per_cycle=0.5, family="ice40",
+                        bram_block_bits=4096))
+    _, qnet, *_ = prepare("examples/digits_mlp.toml", "icebreaker")
+    cfg, depth, err = largest_fit(qnet, tiny)
+    assert cfg is None and depth is None
+    assert err.resource == "LUT4s" and "a 2 x 2 array on tiny" in str(err)
+
+
+def test_cli_icebreaker_check_picks_2x2(capsys):
+    rc = main(["fpga", "build", "examples/digits_mlp.toml", "--board", "icebreaker", "--check"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert '"spram": 2' in out and f'"dsps": {4 + REQUANT_DSPS}' in out
 
 
 def test_cli_fit_passes_on_ulx3s(capsys):
