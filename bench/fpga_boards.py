@@ -26,35 +26,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fpga.build import build_network, prepare  # noqa: E402
-from fpga.fit import FitError, check_fit, largest_fit  # noqa: E402
-from gen.accelerator import SIZES, size_config  # noqa: E402
+from fpga.fit import largest_fit  # noqa: E402
 from gen.boards import board  # noqa: E402
-from gen.compile import compile_network  # noqa: E402
 from gen.plan import plan  # noqa: E402
-from hw.board_top import mem_depth_for  # noqa: E402
 
 DNN_WEAVER = {"name": "DNN Weaver (KU115)", "pes": 32 * 32, "mhz": 150.0, "dsps": 5520}
 
 
 def peak_gops(pes: int, mhz: float) -> float:
     return 2 * pes * mhz / 1000
-
-
-def largest(qnet, b) -> tuple[int | None, str]:
-    """Largest P whose board top fits (:func:`fpga.fit.largest_fit`), and why
-    the next size up does not."""
-    cfg, _, err = largest_fit(qnet, b)
-    if cfg is None:
-        return None, str(err)
-    bigger = [s for s in SIZES if s > cfg.size]
-    why = ""
-    if bigger:
-        nxt = size_config(qnet, bigger[0])
-        try:
-            check_fit(nxt, b, mem_depth_for(compile_network(qnet, nxt).size))
-        except FitError as e:
-            why = str(e)
-    return cfg.size, why
 
 
 def main(argv=None) -> int:
@@ -75,7 +55,8 @@ def main(argv=None) -> int:
         b = board(name)
         network, qnet, _, _, _, _ = prepare(args.network, name, size=4)
         p = plan(network, b.budget)
-        P, why = largest(qnet, b)
+        cfg, _, err = largest_fit(qnet, b)
+        P, why = (cfg.size if cfg else None), (str(err) if err else "")
         row = {"board": name, "device": b.device, "clock_mhz": b.budget.clock_mhz,
                "planner": f"{p.config.rows}x{p.config.cols} {p.config.dataflow.upper()}",
                "largest_P": P, "next_fails": why}

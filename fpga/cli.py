@@ -74,6 +74,7 @@ def _print_table(r: dict) -> None:
 
 def cmd_build(argv) -> int:
     from gen.cli import _Parser
+    from gen.cli_accel import check_size_option
 
     from .build import ToolError, build_network
 
@@ -84,6 +85,7 @@ def cmd_build(argv) -> int:
     ap.add_argument("--check", action="store_true", help="fit check only, no synthesis")
     ap.add_argument("--synth-opts", default="", help="extra synth_ice40 / synth_ecp5 options")
     args = ap.parse_args(argv)
+    check_size_option(args.size)
     try:
         r = _checked(build_network, args.network, args.board, args.output, size=args.size,
                      clock_mhz=args.clock, baud=args.baud, fit_only=args.check,
@@ -100,6 +102,7 @@ def cmd_build(argv) -> int:
 
 def cmd_run(argv) -> int:
     from gen.cli import _Parser
+    from gen.cli_accel import check_size_option
 
     from . import link
     from .build import prepare
@@ -110,6 +113,7 @@ def cmd_run(argv) -> int:
     ap.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB0")
     ap.add_argument("--samples", type=int, default=10, help="test digits to run")
     args = ap.parse_args(argv)
+    check_size_option(args.size)
     network, qnet, cfg, prog, _, _ = _checked(prepare, args.network, args.board, size=args.size)
     from sim.accel_models import digits_qnet
     from sim.golden.qnet import run as golden_run

@@ -142,22 +142,23 @@ def check_fit(cfg: AccelConfig, board: Board, mem_depth: int, *, where: str = ""
 
 def largest_fit(qnet, board: Board, *, upto: int = SIZES[-1]):
     """The largest array of side at most ``upto`` whose board top fits:
-    ``(AccelConfig, mem_depth, None)``, sized by
-    :func:`gen.accelerator.size_config`; or ``(None, None, FitError)`` of the
-    smallest side when none fits.  Each candidate's program is compiled, so
-    that its DRAM image sizes the board RAM."""
+    ``(AccelConfig, mem_depth, error)``, sized by
+    :func:`gen.accelerator.size_config`, with the :class:`FitError` of the
+    next size up (None if that is beyond ``upto``); or ``(None, None,
+    FitError)`` of the smallest side when none fits.  Each candidate's
+    program is compiled, so that its DRAM image sizes the board RAM."""
     from gen.accelerator import size_config
     from gen.compile import compile_network
     from hw.board_top import mem_depth_for
 
-    first_error = None
+    error = None          # of the last (smallest) size that did not fit
     for P in sorted((s for s in SIZES if s <= upto), reverse=True):
         cfg = size_config(qnet, P)
         depth = mem_depth_for(compile_network(qnet, cfg).size)
         try:
             check_fit(cfg, board, depth)
         except FitError as e:
-            first_error = e
+            error = e
             continue
-        return cfg, depth, None
-    return None, None, first_error
+        return cfg, depth, error
+    return None, None, error

@@ -33,8 +33,9 @@ from gen.quantize import quantize
 from gen.verilog import to_verilog
 from hw.accel import ERRORS, REGS, VERSION, Accelerator
 from hw.accel_core import AccelConfig
+from hw.params import ParamError
 
-__all__ = ["quantize_network", "size_config", "config_for_board", "square_side", "SIZES", "generate",
+__all__ = ["quantize_network", "size_config", "config_for_board", "square_side", "SIZES", "check_size", "generate",
            "energy_estimate", "layer_table", "DIGITS_SHAPES"]
 
 DIGITS_SHAPES = ((64,), (1, 8, 8))
@@ -55,14 +56,26 @@ def _pow2(n: int, lo: int = 16) -> int:
     return max(lo, 1 << max(0, (n - 1).bit_length()))
 
 
+#: Array sides the generator builds: 2 (on a 16-bit bus, for the smallest
+#: FPGAs) and the multiples of 4 up to 32 (on a 32-bit bus).
+SIZES = (2, *range(4, 33, 4))
+
+
+def check_size(size) -> int:
+    """``size`` if it is in :data:`SIZES`, else :class:`~hw.params.ParamError`."""
+    if size not in SIZES:
+        raise ParamError("size", size, "2 or a multiple of 4 in 4..32")
+    return size
+
+
 def size_config(qnet, size: int = 8, data_width: int | None = None) -> AccelConfig:
     """Smallest power-of-two buffers and program memory that hold ``qnet`` on a
-    size x size array, with the max-pooling unit only if the network pools.
-    ``data_width`` defaults to 32 bits, or 16 when a word of ``size`` bytes is
-    narrower than that (P = 2)."""
-    P = size
+    size x size array (``size`` in :data:`SIZES`), with the max-pooling unit
+    only if the network pools.  ``data_width`` defaults to
+    :meth:`AccelConfig.bus_width_for` (32 bits; 16 for P = 2)."""
+    P = check_size(size)
     if data_width is None:
-        data_width = 32 if (P * 8) % 32 == 0 else 16
+        data_width = AccelConfig.bus_width_for(P)
     maps, weights, pixels = [], [], [1]
     shape = qnet.input_shape if len(qnet.input_shape) == 3 else (qnet.input_shape[0], 1, 1)
     maps.append(shape[1] * shape[2] * math.ceil(shape[0] / P))
@@ -96,11 +109,6 @@ def config_for_board(network, qnet, board: str) -> tuple[AccelConfig, object]:
     b = get_board(board)
     p = plan(network, b.budget)
     return size_config(qnet, square_side(p.config.rows * p.config.cols)), p
-
-
-#: Array sides the generator builds: 2 (on a 16-bit bus, for the smallest
-#: FPGAs) and the multiples of 4 up to 32 (on a 32-bit bus).
-SIZES = (2, *range(4, 33, 4))
 
 
 def square_side(pes: int) -> int:

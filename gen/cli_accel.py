@@ -46,11 +46,17 @@ def _load(path):
         raise _usage_error(str(e)) from None
 
 
-def _check_size(size):
-    from gen.accelerator import SIZES
+def check_size_option(size):
+    """``--size``: None or one of :data:`gen.accelerator.SIZES`, else a usage
+    error (one line, exit status 2)."""
+    from gen.accelerator import check_size
+    from hw.params import ParamError
 
-    if size is not None and size not in SIZES:
-        raise _usage_error(f"--size: expected 2 or a multiple of 4 in 4..32, got {size}")
+    if size is not None:
+        try:
+            check_size(size)
+        except ParamError as e:
+            raise _usage_error(f"--{e}") from None
 
 
 def cmd_generate(argv) -> int:
@@ -65,7 +71,7 @@ def cmd_generate(argv) -> int:
     ap.add_argument("--engine", default="systolic", choices=["systolic"],
                     help="compute engine (the accelerator integrates the systolic array)")
     args = ap.parse_args(argv)
-    _check_size(args.size)
+    check_size_option(args.size)
     net = _load(args.network)
     if not net.has_weights:
         raise _usage_error(f"{args.network}: weights: the network has no weights to generate for")
@@ -156,7 +162,7 @@ def cmd_simulate(argv) -> int:
     ap.add_argument("--pause", type=float, default=0.0,
                     help="probability of a pause on every AXI channel each cycle (0..0.9)")
     args = ap.parse_args(argv)
-    _check_size(args.size)
+    check_size_option(args.size)
     if not 1 <= args.samples <= TEST_DIGITS:
         raise _usage_error(f"--samples: expected 1..{TEST_DIGITS}, got {args.samples}")
     if not 0 <= args.pause <= 0.9:

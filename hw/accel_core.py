@@ -59,6 +59,12 @@ class AccelConfig(Config):
     maxpool: bool = param(True, help="include the max-pooling unit (else MAXPOOL is an "
                                      "illegal opcode)")
 
+    @staticmethod
+    def bus_width_for(size: int) -> int:
+        """The default ``data_width`` for a ``size`` x ``size`` array: 32
+        bits, or 16 when 32 does not divide the word of ``size`` bytes."""
+        return 32 if (size * 8) % 32 == 0 else 16
+
     def validate(self):
         if self.size % 2:
             raise ParamError("size", self.size, "an even number in 2..32")

@@ -3,7 +3,7 @@ resource, what the design needs and what the device has (exit status 2)."""
 
 import pytest
 
-from fpga.build import prepare
+from fpga.build import build_network, prepare
 from fpga.fit import (REQUANT_DSPS, FitError, available, board_estimate, board_ram_blocks,
                       check_fit, largest_fit, memory_blocks)
 from gen.boards import board
@@ -78,6 +78,20 @@ def test_default_sizes_are_the_largest_that_fit():
     assert largest_fit(qnet, board("icebreaker"))[0].size == 2
 
 
+def test_a_planned_array_that_does_not_fit_steps_down(monkeypatch):
+    """If the planner asks for more than fits, the build takes the largest
+    array that does and says so in its report."""
+    import gen.accelerator
+
+    monkeypatch.setattr(gen.accelerator, "square_side", lambda pes: 8)
+    _, qnet, cfg, _, _, _ = prepare("examples/digits_mlp.toml", "icebreaker")
+    assert cfg.size == largest_fit(qnet, board("icebreaker"))[0].size == 2
+    r = build_network("examples/digits_mlp.toml", "icebreaker", fit_only=True)
+    assert r["config"]["size"] == 2 and r["plan"]["size"] == 8
+    assert r["plan"]["note"] == ("the planner's 8 x 8 array does not fit the board top; "
+                                 "2 x 2 is the largest that does")
+
+
 def test_nothing_fits_gives_the_smallest_arrays_error():
     from gen.boards import Board, Budget
     tiny = Board("tiny", "icebreaker.ICEBreakerPlatform", "iCE40UP5K",
@@ -88,6 +102,10 @@ def test_nothing_fits_gives_the_smallest_arrays_error():
     cfg, depth, err = largest_fit(qnet, tiny)
     assert cfg is None and depth is None
     assert err.resource == "LUT4s" and "a 2 x 2 array on tiny" in str(err)
+    # when one fits, the error is the next size up's
+    cfg, _, err = largest_fit(qnet, board("icebreaker"))
+    assert cfg.size == 2 and "a 4 x 4 array on icebreaker" in str(err)
+    assert largest_fit(qnet, board("icebreaker"), upto=2)[2] is None
 
 
 def test_cli_icebreaker_check_picks_2x2(capsys):

@@ -22,7 +22,7 @@ SMALL = dict(act_depth=256, wbuf_depth=512, pbuf_depth=32, acc_depth=64)
     ("digits_mlp", 2, 0.25),        # 2 x 2 on a 16-bit bus, as on the iCEBreaker
 ])
 def test_accelerator_on_digits(network, size, pause, simulator):
-    cfg = AccelConfig(size=size, data_width=32 if size % 4 == 0 else 16, **SMALL)
+    cfg = AccelConfig(size=size, data_width=AccelConfig.bus_width_for(size), **SMALL)
     samples = list(range(0, 360, 18))          # 20 test digits, all classes
     run(Accelerator(cfg), "sim.tb.accel_tb", sim=simulator,
         params={"config": cfg.to_dict(), "network": network, "samples": samples,
