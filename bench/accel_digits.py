@@ -25,8 +25,8 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=8)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    from gen.cli_accel import _simulate, _summary
-    from sim.accel_models import resolve
+    from nnloom.gen.cli.accel import _simulate, _summary
+    from nnloom.sim.accel_models import resolve
 
     out = {}
     for name in args.networks:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hw.axi import BOUNDARY, AxiReaderConfig, AxiWriterConfig  # noqa: E402
-from hw.axi_master import AxiReader, AxiWriter  # noqa: E402
-from sim.runner import run  # noqa: E402
+from nnloom.hw.axi import BOUNDARY, AxiReaderConfig, AxiWriterConfig  # noqa: E402
+from nnloom.hw.axi_master import AxiReader, AxiWriter  # noqa: E402
+from nnloom.sim.runner import run  # noqa: E402
 
 CONFIGS = [
     ("reader", AxiReaderConfig(data_width=32, max_burst=16, max_outstanding=1)),
@@ -50,7 +50,7 @@ def main(argv=None):
             cases.append(dict(cmds=[[BOUNDARY, beats]], check_cycles=True))
             cases.append(dict(cmds=[[2 * BOUNDARY - 4 * nb, beats]], check_cycles=True))
         comp = AxiReader(cfg) if kind == "reader" else AxiWriter(cfg)
-        res = run(comp, "sim.tb.axi_tb", params={"kind": kind, "config": cfg.to_dict(),
+        res = run(comp, "nnloom.sim.tb.axi_tb", params={"kind": kind, "config": cfg.to_dict(),
                                                   "seed": 1, "cases": cases})
         for m in LINE.finditer(res.log.read_text()):
             _, beats, addr, cycles, formula = m.groups()

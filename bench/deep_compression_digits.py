@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from gen.compress import compress_layer, prune  # noqa: E402
-from gen.csc import storage_bits  # noqa: E402
-from hw.eie_config import EIEConfig  # noqa: E402
-from sim.golden.eie import spmv  # noqa: E402
+from nnloom.gen.compiler.compress import compress_layer, prune  # noqa: E402
+from nnloom.gen.compiler.csc import storage_bits  # noqa: E402
+from nnloom.hw.eie_config import EIEConfig  # noqa: E402
+from nnloom.sim.golden.eie import spmv  # noqa: E402
 
 
 def data(seed=0):

@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gen.loaders import load_network  # noqa: E402
-from gen.quantize import quantize  # noqa: E402
-from gen.train import digits_split, train_digits  # noqa: E402
-from sim.golden.qnet import predict  # noqa: E402
+from nnloom.gen.frontend.loaders import load_network  # noqa: E402
+from nnloom.gen.frontend.quantize import quantize  # noqa: E402
+from nnloom.gen.train.digits import digits_split, train_digits  # noqa: E402
+from nnloom.sim.golden.qnet import predict  # noqa: E402
 
 
 def main() -> int:

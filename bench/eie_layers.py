@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from gen.eie_perf import dense_equivalent_gops, random_counts, simulate_layer  # noqa: E402
-from hw.eie_config import EIEConfig  # noqa: E402
+from nnloom.gen.perf.eie import dense_equivalent_gops, random_counts, simulate_layer  # noqa: E402
+from nnloom.hw.eie_config import EIEConfig  # noqa: E402
 
 #: name: (input, output, weight density, activation density), from the EIE paper
 LAYERS = {

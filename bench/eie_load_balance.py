@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from gen.eie_perf import random_counts, simulate_layer  # noqa: E402
-from hw.eie_config import EIEConfig  # noqa: E402
+from nnloom.gen.perf.eie import random_counts, simulate_layer  # noqa: E402
+from nnloom.hw.eie_config import EIEConfig  # noqa: E402
 
 DEPTHS = [1, 2, 4, 8, 16, 32]
 #: EIE (ISCA 2016, Fig. 11): about half the cycles idle at depth 1, little gain past 8.
@@ -48,8 +48,8 @@ def rtl_points(depths=(1, 8), pes=16, size=128, seed=0) -> list[tuple[int, int, 
     """(depth, RTL cycles, model cycles) on the emitted Verilog (slow: one build each)."""
     import re
 
-    from hw.eie import EIECluster
-    from sim.runner import run
+    from nnloom.hw.eie import EIECluster
+    from nnloom.sim.runner import run
 
     out = []
     for d in depths:
@@ -57,7 +57,7 @@ def rtl_points(depths=(1, 8), pes=16, size=128, seed=0) -> list[tuple[int, int, 
                         ptr_depth=size // 2 + 1)
         case = dict(name="alex7-like", layers=[dict(kind="codes", rows=size, cols=size,
                                                    density=0.09)], act=dict(density=0.353))
-        res = run(EIECluster(cfg), "sim.tb.eie_tb",
+        res = run(EIECluster(cfg), "nnloom.sim.tb.eie_tb",
                   params={"config": cfg.to_dict(), "cases": [case], "seed": seed})
         m = re.search(r"layer 0: (\d+) cycles \(model (\d+)", res.log.read_text())
         out.append((d, int(m.group(1)), int(m.group(2))))

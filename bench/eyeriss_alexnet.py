@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from gen.dataflow_compare import output_stationary, weight_stationary  # noqa: E402
-from gen.energy import TABLES, CostTable, CostTableError  # noqa: E402
-from gen.eyeriss_map import ConvLayer, choose_mapping, gating_savings, predict  # noqa: E402
-from hw.eyeriss import EyerissConfig  # noqa: E402
+from nnloom.gen.perf.dataflow_compare import output_stationary, weight_stationary  # noqa: E402
+from nnloom.gen.perf.energy import TABLES, CostTable, CostTableError  # noqa: E402
+from nnloom.gen.compiler.eyeriss_map import ConvLayer, choose_mapping, gating_savings, predict  # noqa: E402
+from nnloom.hw.eyeriss import EyerissConfig  # noqa: E402
 
 # (name, H, W, C, M, R, S, stride, padding), as in Eyeriss (JSSC 2017, table of AlexNet).
 ALEXNET = [
@@ -83,13 +83,13 @@ RTL_LAYER = dict(h=7, w=7, c=3, m=4, r=5, s=5, stride=1, padding=2, seed=11)
 def rtl_check() -> str:
     """Run a CONV2-like layer (5x5 filters, padding 2) scaled down in RTL; the
     testbench asserts psums, counters and cycles equal to golden and model."""
-    from hw.eyeriss import EyerissArray
-    from sim.runner import run
+    from nnloom.hw.eyeriss import EyerissArray
+    from nnloom.sim.runner import run
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sim"))
     from test_eyeriss import CONFIG
 
-    run(EyerissArray(CONFIG), "sim.tb.eyeriss_tb",
+    run(EyerissArray(CONFIG), "nnloom.sim.tb.eyeriss_tb",
         params={"config": CONFIG.to_dict(), "cases": [RTL_LAYER], "seed": 5})
     c = RTL_LAYER
     layer = ConvLayer("CONV2-like", c["h"], c["w"], c["c"], c["m"], c["r"], c["s"], c["stride"],

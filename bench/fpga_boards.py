@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fpga.build import build_network, prepare  # noqa: E402
-from fpga.fit import largest_fit  # noqa: E402
-from gen.boards import board  # noqa: E402
-from gen.plan import plan  # noqa: E402
+from nnloom.fpga.build import build_network, prepare  # noqa: E402
+from nnloom.fpga.fit import largest_fit  # noqa: E402
+from nnloom.gen.planner.boards import board  # noqa: E402
+from nnloom.gen.planner.plan import plan  # noqa: E402
 
 DNN_WEAVER = {"name": "DNN Weaver (KU115)", "pes": 32 * 32, "mhz": 150.0, "dsps": 5520}
 

@@ -42,10 +42,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gen.fixedpoint import QFormat  # noqa: E402
-from hw.minerva import MinervaConfig, MinervaLanes  # noqa: E402
-from sim.golden.minerva import fc_layer  # noqa: E402
-from sim.golden.razor import flip_faults, mask, rate_code, to_signed  # noqa: E402
+from nnloom.gen.frontend.fixedpoint import QFormat  # noqa: E402
+from nnloom.hw.minerva import MinervaConfig, MinervaLanes  # noqa: E402
+from nnloom.sim.golden.minerva import fc_layer  # noqa: E402
+from nnloom.sim.golden.razor import flip_faults, mask, rate_code, to_signed  # noqa: E402
 
 W_FMT, A_FMT = QFormat(2, 6), QFormat(4, 4)
 CFG = MinervaConfig(lanes=4, max_inputs=65, max_outputs=32, w_int=2, w_frac=6, a_int=4,
@@ -129,13 +129,13 @@ def tolerable(rates, errors, bound):
 def rtl_point(layers, xq, yte, threshold, mode, p, images, outdir):
     """Run the RTL (lanes + Razor SRAMs, LFSR persistent faults) on ``images``
     test vectors; the testbench asserts bit-exactness against the golden model."""
-    from sim.runner import run
+    from nnloom.sim.runner import run
     out = outdir / f"rtl_{mode}_{p:.0e}.json"
     net = {"layers": [w.tolist() for w in layers], "inputs": xq[:images].tolist(),
            "bias": BIAS, "threshold": threshold, "mode": mode,
            "rate": rate_code(p, CFG.rate_bits)}
     t0 = time.time()
-    run(MinervaLanes(CFG), "sim.tb.minerva_tb", testcase="network",
+    run(MinervaLanes(CFG), "nnloom.sim.tb.minerva_tb", testcase="network",
         params={"config": CFG.to_dict(), "seed": 5, "network": net},
         extra_env={"NNLOOM_MINERVA_OUT": str(out.resolve())})
     res = json.loads(out.read_text())

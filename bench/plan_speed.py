@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gen.boards import BOARDS  # noqa: E402
-from gen.loaders import load_network  # noqa: E402
-from gen.plan import plan  # noqa: E402
+from nnloom.gen.planner.boards import BOARDS  # noqa: E402
+from nnloom.gen.frontend.loaders import load_network  # noqa: E402
+from nnloom.gen.planner.plan import plan  # noqa: E402
 
 MINERVA = ROOT / "examples" / "minerva_mlp.toml"
 
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--board", default="ulx3s-85f")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "gen.cli", "plan", str(MINERVA), "--board", args.board,
+        cmd = [sys.executable, "-m", "nnloom.gen.cli", "plan", str(MINERVA), "--board", args.board,
                "-o", str(Path(tmp) / "report.json")]
         for i in range(args.repeat):
             t0 = time.perf_counter()
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     for i in range(args.repeat):
         t0 = time.perf_counter()
         p = plan(net, BOARDS[args.board].budget)
-        print(f"gen.plan.plan alone: {time.perf_counter() - t0:.2f} s "
+        print(f"nnloom.gen.planner.plan.plan alone: {time.perf_counter() - t0:.2f} s "
               f"({p.config.rows}x{p.config.cols} {p.config.dataflow.upper()}, run {i + 1})")
     return 0
 

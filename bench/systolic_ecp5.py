@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fpga.ecp5_synth import DEVICES, Ecp5Result, parse_report, synth_ecp5  # noqa: E402
-from gen.verilog import to_verilog  # noqa: E402
-from hw.systolic import SystolicArray, SystolicConfig  # noqa: E402
+from nnloom.fpga.ecp5_synth import DEVICES, Ecp5Result, parse_report, synth_ecp5  # noqa: E402
+from nnloom.gen.verilog import to_verilog  # noqa: E402
+from nnloom.hw.systolic import SystolicArray, SystolicConfig  # noqa: E402
 
 
 def row_of(size: int, dataflow: str, res: Ecp5Result) -> dict:

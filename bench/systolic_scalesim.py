@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from hw.systolic import SystolicConfig  # noqa: E402
+from nnloom.hw.systolic import SystolicConfig  # noqa: E402
 from scalesim_tool import ensure_venv, run_scalesim, scalesim_cycles_formula  # noqa: E402
 from systolic_utilization import GEMMS  # noqa: E402
 

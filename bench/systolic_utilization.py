@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hw.systolic import SystolicConfig  # noqa: E402
+from nnloom.hw.systolic import SystolicConfig  # noqa: E402
 
 GEMMS = [(64, 64, 64), (256, 256, 256), (1024, 64, 1024)]  # (M, K, N)
 SIZES = [8, 16]

@@ -21,11 +21,12 @@ from amaranth.build import ResourceError
 from amaranth.lib import io
 from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Mux,
                           ResetSignal, Signal)
+from nnloom.hw.errors import InputError
 
 __all__ = ["BoardDesign", "ecp5_pll", "PllError"]
 
 
-class PllError(ValueError):
+class PllError(InputError):
     pass
 
 

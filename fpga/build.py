@@ -30,9 +30,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from gen.boards import board as get_board
-from hw.board_top import BoardTop, mem_depth_for
-from hw.uart import divisor_for
+from nnloom.gen.planner.boards import board as get_board
+from nnloom.hw.board_top import BoardTop, mem_depth_for
+from nnloom.hw.uart import divisor_for
 
 from .board import BoardDesign
 from .fit import REQUANT_DSPS, check_fit, largest_fit
@@ -74,9 +74,9 @@ def prepare(network_path, board_name: str, *, size: int | None = None):
     Without ``size``: the planner's array (:func:`gen.accelerator.config_for_board`),
     or the largest smaller one whose board top fits (:func:`fpga.fit.largest_fit`)
     if the planner's does not."""
-    from gen.accelerator import config_for_board, quantize_network, size_config
-    from gen.compile import compile_network
-    from gen.loaders import load_network
+    from nnloom.gen.accelerator import config_for_board, quantize_network, size_config
+    from nnloom.gen.compiler.compile import compile_network
+    from nnloom.gen.frontend.loaders import load_network
 
     network = load_network(network_path)
     qnet = quantize_network(network)
@@ -195,7 +195,7 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
            "clock_mhz": clock, "baud": baud, "divisor": divisor, "fit": fit,
            "image_bytes": prog.size}
     if the_plan is not None:
-        from gen.accelerator import square_side
+        from nnloom.gen.accelerator import square_side
 
         planned = square_side(the_plan.config.rows * the_plan.config.cols)
         out["plan"] = {"engine": the_plan.engine, "rows": the_plan.config.rows,

@@ -38,10 +38,11 @@ from __future__ import annotations
 
 import math
 
-from gen.accelerator import SIZES
-from gen.boards import Board
-from gen.resources import estimate
-from hw.accel_core import AccelConfig
+from nnloom.gen.accelerator import SIZES
+from nnloom.gen.planner.boards import Board
+from nnloom.gen.perf.resources import estimate
+from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.errors import InputError
 
 __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "available",
            "board_ram_blocks", "largest_fit", "OVERHEAD", "REQUANT_DSPS",
@@ -68,7 +69,7 @@ _SPRAM = (16384, 16)
 _UP5K_SPRAMS = 4
 
 
-class FitError(ValueError):
+class FitError(InputError):
     """The design needs more of a resource than the board has."""
 
     def __init__(self, resource: str, needed: int, available: int, where: str):
@@ -147,9 +148,9 @@ def largest_fit(qnet, board: Board, *, upto: int = SIZES[-1]):
     next size up (None if that is beyond ``upto``); or ``(None, None,
     FitError)`` of the smallest side when none fits.  Each candidate's
     program is compiled, so that its DRAM image sizes the board RAM."""
-    from gen.accelerator import size_config
-    from gen.compile import compile_network
-    from hw.board_top import mem_depth_for
+    from nnloom.gen.accelerator import size_config
+    from nnloom.gen.compiler.compile import compile_network
+    from nnloom.hw.board_top import mem_depth_for
 
     error = None          # of the last (smallest) size that did not fit
     for P in sorted((s for s in SIZES if s <= upto), reverse=True):

@@ -1,6 +1,6 @@
 """``nnloom fpga run``: inference on a board over its USB UART (pyserial).
 
-The protocol is :mod:`fpga.link`, the code the cocotb test runs against the
+The protocol is :mod:`hw.uart_link`, the code the cocotb test runs against the
 board top's RTL (sim/tb/uart_tb.py); this module only opens the port and
 checks that the bitstream on the board is the one the network needs (the
 INFO register: array side, data width, layer counters, version).
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.accel import VERSION
+from nnloom.hw.accel import VERSION
 
-from . import link
+from nnloom.hw import uart_link as link
 
 __all__ = ["open_port", "check_board", "run_samples"]
 
@@ -25,7 +25,7 @@ def open_port(device: str, baud: int, timeout_s: float = 2.0):
 
 
 def check_board(port, cfg) -> int:
-    """Read INFO; raise :class:`fpga.link.LinkError` if the board holds
+    """Read INFO; raise :class:`hw.uart_link.LinkError` if the board holds
     another configuration."""
     info = link.run_sync(link.read_reg("INFO"), port)
     want = cfg.size | cfg.data_width << 8 | cfg.layers << 16 | VERSION << 24

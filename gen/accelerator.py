@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.compile import Program, compile_network
-from gen.energy import HOROWITZ_45NM, CostTable
-from gen.loaders import load_network
-from gen.quantize import quantize
-from gen.verilog import to_verilog
-from hw.accel import ERRORS, REGS, VERSION, Accelerator
-from hw.accel_core import AccelConfig
-from hw.params import ParamError
+from nnloom.gen.compiler.compile import Program, compile_network
+from nnloom.gen.perf.energy import HOROWITZ_45NM, CostTable
+from nnloom.gen.frontend.loaders import load_network
+from nnloom.gen.frontend.quantize import quantize
+from nnloom.gen.verilog import to_verilog
+from nnloom.hw.accel import ERRORS, REGS, VERSION, Accelerator
+from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.params import ParamError
 
 __all__ = ["quantize_network", "size_config", "config_for_board", "square_side", "SIZES", "check_size", "generate",
            "energy_estimate", "layer_table", "DIGITS_SHAPES"]
@@ -47,7 +47,7 @@ def quantize_network(network, calibration=None):
         if tuple(network.input_shape) not in DIGITS_SHAPES:
             raise ValueError(f"{network.source}: input.shape: calibration data needed for "
                              f"{list(network.input_shape)} (digits networks take [64] or [1, 8, 8])")
-        from gen.train import digits_split
+        from nnloom.gen.train.digits import digits_split
         calibration = digits_split(0, shape=network.input_shape)[0][:256]
     return quantize(network, calibration)
 
@@ -103,8 +103,8 @@ def config_for_board(network, qnet, board: str) -> tuple[AccelConfig, object]:
     P (2, or a multiple of 4) with P * P no more than the planner's PEs.
     (The planner sizes the array alone; :func:`fpga.fit.largest_fit` checks
     the whole board top.)"""
-    from gen.boards import board as get_board
-    from gen.plan import plan
+    from nnloom.gen.planner.boards import board as get_board
+    from nnloom.gen.planner.plan import plan
 
     b = get_board(board)
     p = plan(network, b.budget)

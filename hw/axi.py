@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from .params import Config, ParamError, param
 
 __all__ = ["AxiLiteSignature", "Axi4Signature", "RegBusSignature",
-           "AxiLiteRegsConfig", "AxiReaderConfig", "AxiWriterConfig",
+           "AxiLiteRegsConfig", "AxiMasterConfig", "AxiReaderConfig", "AxiWriterConfig",
            "RESP_OKAY", "RESP_SLVERR", "ERR_MISALIGNED", "ERR_RESP", "BOUNDARY"]
 
 RESP_OKAY = 0
@@ -207,7 +207,7 @@ class AxiLiteRegsConfig(Config):
 
 
 @dataclass(frozen=True)
-class _AxiMasterConfig(Config):
+class AxiMasterConfig(Config):
     addr_width: int = param(32, lo=13, hi=64, help="AXI byte-address width in bits")
     data_width: int = param(32, choices=(16, 32, 64), help="AXI data width in bits")
     id_width: int = param(1, lo=1, hi=16, help="AXI id width (our masters use id 0)")
@@ -267,7 +267,7 @@ class _AxiMasterConfig(Config):
 
 
 @dataclass(frozen=True)
-class AxiReaderConfig(_AxiMasterConfig):
+class AxiReaderConfig(AxiMasterConfig):
     """AXI4 read master (see :class:`hw.axi_master.AxiReader`)."""
 
     component = "axi-reader"
@@ -298,7 +298,7 @@ class AxiReaderConfig(_AxiMasterConfig):
 
 
 @dataclass(frozen=True)
-class AxiWriterConfig(_AxiMasterConfig):
+class AxiWriterConfig(AxiMasterConfig):
     """AXI4 write master (see :class:`hw.axi_master.AxiWriter`)."""
 
     component = "axi-writer"

@@ -2,7 +2,7 @@
 
 Both masters split a command into INCR bursts with :class:`BurstSplitter`
 (at most ``max_burst`` beats, never crossing a 4 KB boundary; the same rule
-as :meth:`hw.axi._AxiMasterConfig.bursts`), keep up to ``max_outstanding``
+as :meth:`hw.axi.AxiMasterConfig.bursts`), keep up to ``max_outstanding``
 bursts in flight, use id 0, full-width beats (AxSIZE = log2(data_width/8)),
 all-ones write strobes, and constant ``lock=0``, ``cache=0b0011``,
 ``prot=0``, ``qos=0``.
@@ -21,7 +21,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axi import (BOUNDARY, ERR_MISALIGNED, ERR_RESP, RESP_OKAY, AxiReaderConfig,
-                  AxiWriterConfig, _AxiMasterConfig)
+                  AxiWriterConfig, AxiMasterConfig)
 
 __all__ = ["BurstSplitter", "AxiReader", "AxiWriter"]
 
@@ -29,7 +29,7 @@ _INCR = 1
 _CACHE = 0b0011  # normal, non-cacheable, bufferable: what most DMA masters send
 
 
-def _burst_layout(cfg: _AxiMasterConfig) -> data.StructLayout:
+def _burst_layout(cfg: AxiMasterConfig) -> data.StructLayout:
     return data.StructLayout({"addr": unsigned(cfg.addr_width), "len": unsigned(9),
                               "discard": unsigned(1)})
 
@@ -49,7 +49,7 @@ class BurstSplitter(wiring.Component):
     1-cycle pulse with the offending command's handshake), ``busy`` (Out).
     """
 
-    def __init__(self, config: _AxiMasterConfig, *, keep_misaligned: bool):
+    def __init__(self, config: AxiMasterConfig, *, keep_misaligned: bool):
         self.config = config
         self.keep_misaligned = keep_misaligned
         super().__init__({
@@ -100,7 +100,7 @@ class BurstSplitter(wiring.Component):
         return m
 
 
-def _master_members(cfg: _AxiMasterConfig) -> dict:
+def _master_members(cfg: AxiMasterConfig) -> dict:
     return {
         "cmd": In(stream.Signature(cfg.cmd_layout)),
         "m_axi": Out(cfg.axi_signature),
@@ -108,7 +108,7 @@ def _master_members(cfg: _AxiMasterConfig) -> dict:
     }
 
 
-def _constants(m, axi, ch: str, cfg: _AxiMasterConfig):
+def _constants(m, axi, ch: str, cfg: AxiMasterConfig):
     m.d.comb += [getattr(axi, f"{ch}id").eq(0), getattr(axi, f"{ch}size").eq(cfg.size_log2),
                  getattr(axi, f"{ch}burst").eq(_INCR), getattr(axi, f"{ch}lock").eq(0),
                  getattr(axi, f"{ch}cache").eq(_CACHE), getattr(axi, f"{ch}prot").eq(0),

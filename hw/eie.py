@@ -27,7 +27,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .eie_config import TARGET_CODEBOOK, EIEConfig, _bits
+from .eie_config import TARGET_CODEBOOK, EIEConfig, bits_for
 from .eie_pe import EIEPE
 from .lnzd import LNZDTree
 
@@ -101,8 +101,8 @@ class EIECluster(wiring.Component):
         m.d.comb += [bcast.eq((state == COMPUTE) & tree.out.valid & room),
                      tree.out.ready.eq(bcast)]
 
-        wo_row = Signal(_bits(cfg.act_depth - 1))
-        wo_gidx = Signal(_bits(cfg.max_len + N))  # wo_row * pes: rows below out_len
+        wo_row = Signal(bits_for(cfg.act_depth - 1))
+        wo_gidx = Signal(bits_for(cfg.max_len + N))  # wo_row * pes: rows below out_len
         wo_valid, swap = Signal(), Signal()
         m.d.comb += wo_valid.eq((state == WRITEOUT) & (wo_gidx < layer.out_len))
         for pe in pes:

@@ -27,7 +27,7 @@ from amaranth.lib import data
 
 from .params import Config, ParamError, param
 
-__all__ = ["EIEConfig", "TARGET_PTR", "TARGET_ENTRY", "TARGET_CODEBOOK", "TARGET_ACT",
+__all__ = ["EIEConfig", "bits_for", "TARGET_PTR", "TARGET_ENTRY", "TARGET_CODEBOOK", "TARGET_ACT",
            "ENTRIES_PER_ROW", "ENTRY_BITS", "CODEBOOK_ENTRIES"]
 
 #: I/O-mode write targets (``io.target``).
@@ -37,7 +37,7 @@ ENTRY_BITS = 8           #: 4-bit code + 4-bit relative index
 CODEBOOK_ENTRIES = 16    #: 4-bit codes
 
 
-def _bits(n: int) -> int:
+def bits_for(n: int) -> int:
     """Bits of an unsigned number up to ``n`` (at least 1)."""
     return max(1, int(n).bit_length())
 
@@ -81,12 +81,12 @@ class EIEConfig(Config):
 
     @property
     def len_width(self) -> int:
-        return _bits(self.max_len)
+        return bits_for(self.max_len)
 
     @property
     def index_width(self) -> int:
         """Bits of a global activation index (0 .. max_len - 1)."""
-        return _bits(self.max_len - 1)
+        return bits_for(self.max_len - 1)
 
     @property
     def pointers(self) -> int:
@@ -95,12 +95,12 @@ class EIEConfig(Config):
 
     @property
     def ptr_index_width(self) -> int:
-        return _bits(self.pointers - 1)
+        return bits_for(self.pointers - 1)
 
     @property
     def ptr_width(self) -> int:
         """Bits of a pointer: an entry position 0 .. entry_rows * 8."""
-        return _bits(self.entry_rows * ENTRIES_PER_ROW)
+        return bits_for(self.entry_rows * ENTRIES_PER_ROW)
 
     @property
     def entries(self) -> int:
@@ -118,7 +118,7 @@ class EIEConfig(Config):
         ``addr``); ``we`` 0 reads activation ``addr`` of ``pe`` (source bank).
         Codebook writes go to every PE; ``addr`` = codebook * 16 + code."""
         return data.StructLayout({
-            "target": unsigned(2), "pe": unsigned(_bits(self.pes - 1)),
+            "target": unsigned(2), "pe": unsigned(bits_for(self.pes - 1)),
             "addr": unsigned(16), "data": unsigned(64), "we": 1,
         })
 
@@ -128,7 +128,7 @@ class EIEConfig(Config):
         return data.StructLayout({
             "in_len": unsigned(self.len_width), "out_len": unsigned(self.len_width),
             "ptr_base": unsigned(self.ptr_index_width),
-            "codebook": unsigned(_bits(self.codebooks - 1)), "relu": 1,
+            "codebook": unsigned(bits_for(self.codebooks - 1)), "relu": 1,
         })
 
     # -- LNZD tree --------------------------------------------------------------

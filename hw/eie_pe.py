@@ -42,7 +42,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .eie_config import (CODEBOOK_ENTRIES, ENTRIES_PER_ROW, ENTRY_BITS, TARGET_ACT,
-                         TARGET_CODEBOOK, TARGET_ENTRY, TARGET_PTR, EIEConfig, _bits)
+                         TARGET_CODEBOOK, TARGET_ENTRY, TARGET_PTR, EIEConfig, bits_for)
 
 __all__ = ["EIEPE"]
 
@@ -76,20 +76,20 @@ class EIEPE(wiring.Component):
             "io_we": In(1), "io_target": In(2), "io_addr": In(16), "io_data": In(64),
             "act_rdata": Out(cfg.act_shape),
             "start": In(1), "in_len": In(cfg.len_width),
-            "ptr_base": In(cfg.ptr_index_width), "codebook": In(_bits(cfg.codebooks - 1)),
+            "ptr_base": In(cfg.ptr_index_width), "codebook": In(bits_for(cfg.codebooks - 1)),
             "relu": In(1),
             "bcast_valid": In(1), "bcast_value": In(cfg.act_shape),
             "bcast_index": In(cfg.index_width), "room": Out(1),
             "leaf": Out(stream.Signature(cfg.bcast_layout)), "leaf_done": Out(1),
             "busy": Out(1),
-            "wo_valid": In(1), "wo_row": In(_bits(cfg.act_depth - 1)), "swap": In(1),
+            "wo_valid": In(1), "wo_row": In(bits_for(cfg.act_depth - 1)), "swap": In(1),
         })
 
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
         aw, iw = cfg.act_width, cfg.index_width
-        act_addr = _bits(cfg.act_depth - 1)
+        act_addr = bits_for(cfg.act_depth - 1)
 
         def io_write(target):
             return self.io_we & (self.io_target == target)
@@ -114,7 +114,7 @@ class EIEPE(wiring.Component):
         ]
 
         # -- LNZD leaf: scan the source bank ----------------------------------
-        gidx = Signal(_bits(cfg.max_len + cfg.pes), init=self.index)
+        gidx = Signal(bits_for(cfg.max_len + cfg.pes), init=self.index)
         slot_valid = Signal()
         slot_value = Signal(cfg.act_shape)
         slot_index = Signal(iw)

@@ -14,11 +14,12 @@ import dataclasses
 import operator
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from .errors import InputError
 
 __all__ = ["ParamError", "param", "Config", "ParamInfo"]
 
 
-class ParamError(ValueError):
+class ParamError(InputError):
     """A parameter value outside its allowed range or set.
 
     ``name`` is the parameter's field name, ``value`` the offending value and

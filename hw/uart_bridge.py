@@ -21,7 +21,7 @@ write answered with ``NAK`` must be repeated (every write is idempotent
 except a CTRL start, which a host sends alone).  A read checks ``CHK`` before
 it reads anything.  Register accesses are AXI4-Lite transactions with
 ``addr_width`` bits of address; memory accesses use word address ``ADDR >>
-2`` of ``mem_abits`` bits.  The Python side is :mod:`fpga.link`.
+2`` of ``mem_abits`` bits.  The Python side is :mod:`hw.uart_link`.
 """
 
 from __future__ import annotations

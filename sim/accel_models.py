@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.accelerator import quantize_network
-from gen.loaders import load_network
-from gen.train import digits_split
+from nnloom.gen.accelerator import quantize_network
+from nnloom.gen.frontend.loaders import load_network
+from nnloom.gen.train.digits import digits_split
 
 __all__ = ["EXAMPLES", "digits_qnet", "resolve"]
 

@@ -16,8 +16,8 @@ import random
 from cocotb.triggers import RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from gen.compile import Program
-from hw.accel import ERRORS, REGS
+from nnloom.gen.compiler.compile import Program
+from nnloom.hw.accel import ERRORS, REGS
 
 __all__ = ["AccelRuntime", "AccelError", "check_inference"]
 
@@ -94,7 +94,7 @@ def check_inference(program: Program, qnet, x_int, out, counters: dict, label: s
     compiler's model.  ``label`` names the sample (and seed) in a failure."""
     import numpy as np
 
-    from sim.golden.qnet import run as golden_run
+    from nnloom.sim.golden.qnet import run as golden_run
 
     want = golden_run(qnet, x_int)[-1]
     assert np.array_equal(out, want), f"{label}: RTL {out.tolist()} != golden {want.tolist()}"

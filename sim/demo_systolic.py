@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.verilog import to_verilog, write_atomic
-from hw.systolic import SystolicArray, SystolicConfig
-from sim.golden.gemm import gemm
-from sim.runner import run
+from nnloom.gen.verilog import to_verilog, write_atomic
+from nnloom.hw.systolic import SystolicArray, SystolicConfig
+from nnloom.sim.golden.gemm import gemm
+from nnloom.sim.runner import run
 
 __all__ = ["systolic_demo"]
 
@@ -33,7 +33,7 @@ def systolic_demo(out_dir: Path, *, rows=8, cols=8, m=24, k=40, n=20, seed=0, ec
             res_path = Path(d) / "res.json"
             echo(f"[{df}] simulating a {m}x{k}x{n} int8 GEMM on the {rows}x{cols} array "
                  f"({vpath.name}) with Verilator ...")
-            run(array, "sim.tb.systolic_demo_tb",
+            run(array, "nnloom.sim.tb.systolic_demo_tb",
                 params={"config": cfg.to_dict(), "a": a.tolist(), "w": w.tolist(),
                         "out": str(res_path)})
             res = json.loads(res_path.read_text())

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sim.runner import VERILATOR_WAIVERS, verilator_env
+from nnloom.sim.runner import VERILATOR_WAIVERS, verilator_env
 
 __all__ = ["verilator_lint", "yosys_check", "yosys_command", "assert_lint_clean",
            "assert_emits_clean"]
@@ -72,7 +72,7 @@ def assert_lint_clean(text: str, top: str = "top") -> None:
 def assert_emits_clean(make, top: str = "top") -> str:
     """Emit ``make()`` twice: the Verilog must be identical (deterministic) and
     lint-clean; returns it."""
-    from gen.verilog import to_verilog
+    from nnloom.gen.verilog import to_verilog
 
     text = to_verilog(make())
     assert text == to_verilog(make()), "two emissions differ"

@@ -1,5 +1,5 @@
 """Re-export of :mod:`hw.packing` (the layout packer lives with the layouts)."""
 
-from hw.packing import pack, unpack, width_of  # noqa: F401
+from nnloom.hw.packing import pack, unpack, width_of  # noqa: F401
 
 __all__ = ["pack", "unpack", "width_of"]

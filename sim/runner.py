@@ -137,7 +137,7 @@ def run(design, test_module: str, *, params: dict | None = None, toplevel: str =
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
-    from gen.verilog import to_verilog
+    from nnloom.gen.verilog import to_verilog
 
     sim = sim or os.environ.get("NNLOOM_SIM", "verilator")
     if sim not in ("verilator", "icarus"):
@@ -191,10 +191,6 @@ def run(design, test_module: str, *, params: dict | None = None, toplevel: str =
     results = test_dir / "results.xml"
     log = test_dir / "sim.log"
     env = {PARAMS_ENV: json.dumps(params or {}), **(extra_env or {})}
-    # The simulator's Python gets our sys.path; make sure the project is on it.
-    root = str(Path(__file__).resolve().parents[1])
-    if root not in sys.path:
-        sys.path.append(root)
     hidden = os.environ.pop("PYTEST_CURRENT_TEST", None)  # we check results ourselves
     try:
         runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",

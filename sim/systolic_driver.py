@@ -23,9 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from hw.systolic import SystolicConfig
-from sim.golden.gemm import check_operands
-from sim.golden.intarith import acc_dtype, overflow
+from nnloom.hw.systolic import SystolicConfig
+from nnloom.sim.golden.gemm import check_operands
+from nnloom.sim.golden.intarith import acc_dtype, overflow
 
 __all__ = ["GemmSchedule", "schedule"]
 

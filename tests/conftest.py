@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from sim.runner import available_simulators
+from nnloom.sim.runner import available_simulators
 
 
 def pytest_report_header(config):

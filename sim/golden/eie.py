@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen.csc import CSCMatrix
-from hw.eie_config import EIEConfig
-from sim.golden.intarith import saturate, wrap
+from nnloom.gen.compiler.csc import CSCMatrix
+from nnloom.hw.eie_config import EIEConfig
+from nnloom.sim.golden.intarith import saturate, wrap
 
 __all__ = ["spmv", "dense_reference", "write_out"]
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen.fixedpoint import QFormat, requantize
-from hw.minerva import MinervaConfig
-from sim.golden.razor import Injector, mask, masked_bits, to_signed
+from nnloom.gen.frontend.fixedpoint import QFormat, requantize
+from nnloom.hw.minerva import MinervaConfig
+from nnloom.sim.golden.razor import Injector, mask, masked_bits, to_signed
 
 __all__ = ["fc_layer", "relu_requant", "weight_beats", "LaneModel"]
 

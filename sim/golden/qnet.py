@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen.float_ref import batch, im2col, run_float, windows
-from sim.golden.gemm import gemm
-from sim.golden.intarith import wrap
-from sim.golden.requant import requantize
+from nnloom.gen.frontend.float_ref import batch, im2col, run_float, windows
+from nnloom.sim.golden.gemm import gemm
+from nnloom.sim.golden.intarith import wrap
+from nnloom.sim.golden.requant import requantize
 
 __all__ = ["run", "run_layer", "run_float", "predict", "windows", "im2col"]
 
@@ -82,7 +82,7 @@ def run(qnet, x_int) -> list:
 def predict(model, x) -> np.ndarray:
     """Class index per sample: int8 golden for a QuantizedNetwork (float
     input quantized with its input scale), float reference otherwise."""
-    from gen.qtypes import QuantizedNetwork
+    from nnloom.gen.frontend.qtypes import QuantizedNetwork
 
     x = np.asarray(x, np.float64)
     if isinstance(model, QuantizedNetwork):

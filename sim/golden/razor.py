@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.razor_sram import LFSR_TAPS, RazorSramConfig
+from nnloom.hw.razor_sram import LFSR_TAPS, RazorSramConfig
 
 __all__ = ["MODES", "TAPS", "mask", "masked_bits", "to_signed", "column_seed", "Injector",
            "rate_code", "flip_faults"]

@@ -10,14 +10,14 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from gen.compile import compile_network, _chw, _unpack_map
-from hw.accel_core import AccelConfig
-from hw.accel_isa import INSTRUCTION, Op
-from hw.packing import pack
-from sim.accel_models import digits_qnet
-from sim.golden.qnet import run_layer
-from sim.runner import tb_params
-from sim.tb.streams import Clocked
+from nnloom.gen.compiler.compile import compile_network, chw, unpack_map
+from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.accel_isa import INSTRUCTION, Op
+from nnloom.hw.packing import pack
+from nnloom.sim.accel_models import digits_qnet
+from nnloom.sim.golden.qnet import run_layer
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked
 
 
 async def _write(clk, en, addr_sig, data_sig, addr, value):
@@ -107,10 +107,10 @@ async def layers_match_golden(dut):
                 last_of_layer = k == info.first + info.count - 1
                 if last_of_layer:
                     li = layer_of[k]
-                    c, h, w = _chw(info.out_shape)
+                    c, h, w = chw(info.out_shape)
                     words = h * w * -(-c // P)
                     raw = await _read_map(dut, clk, ins["bank_out"], 0, words, cfg.act_depth, P)
-                    got = _unpack_map(raw, c, h, w, P)
+                    got = unpack_map(raw, c, h, w, P)
                     qi = [q.name for q in qnet.layers].index(info.name)
                     want_map = golden[qi + 1][0].reshape(c, h, w)
                     if not np.array_equal(got, want_map):

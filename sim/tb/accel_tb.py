@@ -13,14 +13,14 @@ import json
 import cocotb
 import numpy as np
 
-from gen.compile import compile_network
-from hw.accel_core import AccelConfig
-from hw.accel_isa import Op
-from sim.accel_models import digits_qnet
-from sim.accel_runtime import AccelRuntime, check_inference
-from sim.golden.qnet import run as golden_run
-from sim.runner import tb_params
-from sim.tb.streams import Clocked
+from nnloom.gen.compiler.compile import compile_network
+from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.accel_isa import Op
+from nnloom.sim.accel_models import digits_qnet
+from nnloom.sim.accel_runtime import AccelRuntime, check_inference
+from nnloom.sim.golden.qnet import run as golden_run
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked
 
 
 async def _setup(dut, p):

@@ -20,9 +20,9 @@ import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly
 from cocotbext.axi import AxiBus, AxiMaster
 
-from sim.accel_runtime import pauser
-from sim.runner import tb_params
-from sim.tb.streams import Clocked
+from nnloom.sim.accel_runtime import pauser
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked
 
 
 async def _host(dut, we: bool, word: int, value: int = 0) -> int:

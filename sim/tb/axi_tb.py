@@ -14,7 +14,7 @@ once, to disjoint words).
 Slave models nobody here wrote: cocotbext-axi's ``AxiRam`` (full AXI4) and
 ``AxiLiteMaster``.  Scoreboards: reads are compared word for word with the
 RAM contents; writes with a byte-array model of the RAM; the register file
-with a Python list; burst splitting with :meth:`_AxiMasterConfig.bursts`;
+with a Python list; burst splitting with :meth:`AxiMasterConfig.bursts`;
 cycle counts with ``read_cycles`` / ``write_cycles`` of the config.
 """
 
@@ -26,9 +26,9 @@ import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from hw.axi import AxiLiteRegsConfig, AxiReaderConfig, AxiWriterConfig, RESP_OKAY, RESP_SLVERR
-from sim.runner import tb_params
-from sim.tb.streams import Clocked, StreamSink, StreamSource
+from nnloom.hw.axi import AxiLiteRegsConfig, AxiReaderConfig, AxiWriterConfig, RESP_OKAY, RESP_SLVERR
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked, StreamSink, StreamSource
 
 #: Size of the AxiRam behind the masters (bytes); test addresses stay below.
 RAM_SIZE = 1 << 16

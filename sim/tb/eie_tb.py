@@ -24,14 +24,14 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from gen.compress import compress_layer
-from gen.csc import encode
-from gen.eie_image import Layer, build_image
-from gen.eie_perf import simulate_layer
-from hw.eie_config import EIEConfig
-from sim.golden.eie import spmv
-from sim.runner import tb_params
-from sim.tb.streams import Clocked, StreamSink, StreamSource
+from nnloom.gen.compiler.compress import compress_layer
+from nnloom.gen.compiler.csc import encode
+from nnloom.gen.compiler.eie_image import Layer, build_image
+from nnloom.gen.perf.eie import simulate_layer
+from nnloom.hw.eie_config import EIEConfig
+from nnloom.sim.golden.eie import spmv
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked, StreamSink, StreamSource
 
 #: The worked example of the spec: 8 x 4, non-zeros by row.
 WORKED_NONZEROS = {0: (0, 1, 3), 1: (2,), 2: (1, 3), 4: (2, 3), 5: (0,), 6: (3,), 7: (1,)}

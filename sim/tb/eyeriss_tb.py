@@ -23,13 +23,13 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from gen.eyeriss_map import ConvLayer, candidates, choose_mapping, input_words, layer_fields, predict
-from hw.eyeriss_pe import EyerissConfig
-from sim.golden.conv import conv2d
-from sim.golden.intarith import bounds
-from sim.packing import pack
-from sim.runner import tb_params
-from sim.tb.streams import Clocked, StreamSink, StreamSource
+from nnloom.gen.compiler.eyeriss_map import ConvLayer, candidates, choose_mapping, input_words, layer_fields, predict
+from nnloom.hw.eyeriss_pe import EyerissConfig
+from nnloom.sim.golden.conv import conv2d
+from nnloom.sim.golden.intarith import bounds
+from nnloom.sim.packing import pack
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked, StreamSink, StreamSource
 
 
 def operands(cfg: EyerissConfig, layer: ConvLayer, case: dict):

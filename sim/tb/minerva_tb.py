@@ -28,13 +28,13 @@ import numpy as np
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
-from hw.minerva import MinervaConfig
-from hw.razor_sram import MODE_CODES
-from sim.golden.minerva import LaneModel, weight_beats
-from sim.golden.intarith import bounds
-from sim.packing import unpack
-from sim.runner import tb_params
-from sim.tb.streams import Clocked, StreamSink, StreamSource
+from nnloom.hw.minerva import MinervaConfig
+from nnloom.hw.razor_sram import MODE_CODES
+from nnloom.sim.golden.minerva import LaneModel, weight_beats
+from nnloom.sim.golden.intarith import bounds
+from nnloom.sim.packing import unpack
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked, StreamSink, StreamSource
 
 
 class Bench:

@@ -20,10 +20,10 @@ import random
 import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from hw.razor_sram import MODE_CODES, RazorSramConfig
-from sim.golden.razor import Injector, mask, masked_bits, to_signed
-from sim.runner import tb_params
-from sim.tb.streams import Clocked
+from nnloom.hw.razor_sram import MODE_CODES, RazorSramConfig
+from nnloom.sim.golden.razor import Injector, mask, masked_bits, to_signed
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked
 
 
 class Model:

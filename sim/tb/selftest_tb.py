@@ -3,8 +3,8 @@
 import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from sim.runner import tb_params
-from sim.tb.streams import Clocked
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked
 
 
 @cocotb.test()

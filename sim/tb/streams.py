@@ -27,7 +27,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from sim.packing import pack, unpack
+from nnloom.sim.packing import pack, unpack
 
 __all__ = ["Clocked", "StreamSource", "StreamSink"]
 

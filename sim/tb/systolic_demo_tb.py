@@ -6,10 +6,10 @@ import random
 import cocotb
 import numpy as np
 
-from hw.systolic import SystolicConfig
-from sim.runner import tb_params
-from sim.systolic_driver import schedule
-from sim.tb.streams import Clocked, StreamSink, StreamSource
+from nnloom.hw.systolic import SystolicConfig
+from nnloom.sim.runner import tb_params
+from nnloom.sim.systolic_driver import schedule
+from nnloom.sim.tb.streams import Clocked, StreamSink, StreamSource
 
 
 @cocotb.test()

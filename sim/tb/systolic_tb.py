@@ -20,12 +20,12 @@ import random
 import cocotb
 import numpy as np
 
-from hw.systolic import SystolicConfig
-from sim.golden.gemm import gemm
-from sim.golden.intarith import bounds
-from sim.runner import tb_params
-from sim.systolic_driver import schedule
-from sim.tb.streams import Clocked, StreamSink, StreamSource
+from nnloom.hw.systolic import SystolicConfig
+from nnloom.sim.golden.gemm import gemm
+from nnloom.sim.golden.intarith import bounds
+from nnloom.sim.runner import tb_params
+from nnloom.sim.systolic_driver import schedule
+from nnloom.sim.tb.streams import Clocked, StreamSink, StreamSource
 
 
 def operands(cfg: SystolicConfig, case: dict):

@@ -1,8 +1,8 @@
 """cocotb tests of the board top (:class:`hw.board_top.BoardTop`) through its
 UART pins only, driven by the host driver's own protocol code
-(:mod:`fpga.link`, the generators ``nnloom fpga run`` runs over pyserial).
+(:mod:`hw.uart_link`, the generators ``nnloom fpga run`` runs over pyserial).
 
-:class:`SimSerial` is a "serial port" for :func:`fpga.link.run_async`: it
+:class:`SimSerial` is a "serial port" for :func:`hw.uart_link.run_async`: it
 bit-bangs 8N1 bytes onto ``uart_rx`` (``divisor`` clock cycles per bit, with
 random idle gaps between bytes, seeded) and decodes ``uart_tx`` by sampling
 each bit in its middle, checking start and stop bits.
@@ -19,15 +19,15 @@ import random
 import cocotb
 from cocotb.triggers import Event, FallingEdge, SimTimeoutError, Timer, with_timeout
 
-from fpga import link
-from gen.compile import compile_network
-from hw.accel import REGS, VERSION
-from hw.accel_core import AccelConfig
-from hw.uart_bridge import CMD_MEM_READ, CMD_REG_READ, NAK
-from sim.accel_models import digits_qnet
-from sim.accel_runtime import check_inference
-from sim.runner import tb_params
-from sim.tb.streams import Clocked
+from nnloom.hw import uart_link as link
+from nnloom.gen.compiler.compile import compile_network
+from nnloom.hw.accel import REGS, VERSION
+from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.uart_bridge import CMD_MEM_READ, CMD_REG_READ, NAK
+from nnloom.sim.accel_models import digits_qnet
+from nnloom.sim.accel_runtime import check_inference
+from nnloom.sim.runner import tb_params
+from nnloom.sim.tb.streams import Clocked
 
 PERIOD_NS = 10
 

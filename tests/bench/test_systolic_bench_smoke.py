@@ -18,8 +18,8 @@ import scalesim_tool  # noqa: E402
 import systolic_scalesim  # noqa: E402
 import systolic_utilization  # noqa: E402
 
-from fpga.ecp5_synth import parse_report  # noqa: E402
-from hw.systolic import SystolicConfig  # noqa: E402
+from nnloom.fpga.ecp5_synth import parse_report  # noqa: E402
+from nnloom.hw.systolic import SystolicConfig  # noqa: E402
 
 TINY = [(1, 3, 2), (5, 7, 3), (9, 20, 17)]  # (M, K, N)
 

@@ -8,12 +8,12 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
-from hw.accel_core import AccelConfig
-from hw.axi_bram import AxiBram, check_depth
-from hw.board_top import BoardTop, mem_depth_for
-from hw.uart import UartRx, UartTx, check_divisor, divisor_for
-from hw.uart_bridge import UartBridge
-from sim.lint import assert_emits_clean
+from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.axi_bram import AxiBram, check_depth
+from nnloom.hw.board_top import BoardTop, mem_depth_for
+from nnloom.hw.uart import UartRx, UartTx, check_divisor, divisor_for
+from nnloom.hw.uart_bridge import UartBridge
+from nnloom.sim.lint import assert_emits_clean
 
 
 def _loop(divisor):
@@ -105,7 +105,7 @@ def test_lint_clean_and_deterministic(make):
 
 
 def test_ecp5_pll_dividers():
-    from fpga.board import PllError, ecp5_pll
+    from nnloom.fpga.board import PllError, ecp5_pll
 
     for f_out in (25.0, 40.0, 50.0, 62.5):
         p = ecp5_pll(25.0, f_out)

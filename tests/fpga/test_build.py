@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from fpga.build import build_top, ram_style_for
-from fpga.fit import board_ram_blocks
-from gen.boards import board
-from hw.board_top import BoardTop
+from nnloom.fpga.build import build_top, ram_style_for
+from nnloom.fpga.fit import board_ram_blocks
+from nnloom.gen.planner.boards import board
+from nnloom.hw.board_top import BoardTop
 
 # smallest plausible bitstreams (bytes): iCE40 UP5K .bin 104 kB; ECP5 85F .bit
 # as amaranth-boards packs it for the ULX3S (compressed), ~290 kB for a small design

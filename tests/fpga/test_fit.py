@@ -3,12 +3,12 @@ resource, what the design needs and what the device has (exit status 2)."""
 
 import pytest
 
-from fpga.build import build_network, prepare
-from fpga.fit import (REQUANT_DSPS, FitError, available, board_estimate, board_ram_blocks,
+from nnloom.fpga.build import build_network, prepare
+from nnloom.fpga.fit import (REQUANT_DSPS, FitError, available, board_estimate, board_ram_blocks,
                       check_fit, largest_fit, memory_blocks)
-from gen.boards import board
-from gen.cli import main
-from hw.accel_core import AccelConfig
+from nnloom.gen.planner.boards import board
+from nnloom.gen.cli import main
+from nnloom.hw.accel_core import AccelConfig
 
 CFG = AccelConfig(size=4, act_depth=16, wbuf_depth=64, pbuf_depth=16, acc_depth=4, layers=3)
 
@@ -81,9 +81,9 @@ def test_default_sizes_are_the_largest_that_fit():
 def test_a_planned_array_that_does_not_fit_steps_down(monkeypatch):
     """If the planner asks for more than fits, the build takes the largest
     array that does and says so in its report."""
-    import gen.accelerator
+    from nnloom.gen import accelerator
 
-    monkeypatch.setattr(gen.accelerator, "square_side", lambda pes: 8)
+    monkeypatch.setattr(accelerator, "square_side", lambda pes: 8)
     _, qnet, cfg, _, _, _ = prepare("examples/digits_mlp.toml", "icebreaker")
     assert cfg.size == largest_fit(qnet, board("icebreaker"))[0].size == 2
     r = build_network("examples/digits_mlp.toml", "icebreaker", fit_only=True)
@@ -93,7 +93,7 @@ def test_a_planned_array_that_does_not_fit_steps_down(monkeypatch):
 
 
 def test_nothing_fits_gives_the_smallest_arrays_error():
-    from gen.boards import Board, Budget
+    from nnloom.gen.planner.boards import Board, Budget
     tiny = Board("tiny", "icebreaker.ICEBreakerPlatform", "iCE40UP5K",
                  Budget(dsps=8, luts=2000, ffs=5280, bram_bits=30 * 4096 + 4 * 262144,
                         clock_mhz=12.0, dram_bytes_per_cycle=0.5, family="ice40",

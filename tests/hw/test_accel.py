@@ -2,10 +2,10 @@
 
 import pytest
 
-from hw.accel import Accelerator
-from hw.accel_core import AccelConfig
-from hw.params import ParamError
-from sim.lint import assert_emits_clean
+from nnloom.hw.accel import Accelerator
+from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.params import ParamError
+from nnloom.sim.lint import assert_emits_clean
 
 
 @pytest.mark.parametrize("kw,name", [(dict(size=3), "size"), (dict(size=34), "size"),

@@ -9,14 +9,14 @@ import pytest
 from amaranth.lib.wiring import Flow
 from amaranth.sim import Simulator
 
-from gen.verilog import to_verilog
-from hw.axi import (BOUNDARY, ERR_MISALIGNED, Axi4Signature, AxiLiteRegsConfig,
+from nnloom.gen.verilog import to_verilog
+from nnloom.hw.axi import (BOUNDARY, ERR_MISALIGNED, Axi4Signature, AxiLiteRegsConfig,
                     AxiLiteSignature, AxiReaderConfig, AxiWriterConfig)
-from hw.axi_lite import AxiLiteRegs
-from hw.axi_master import AxiReader, AxiWriter, BurstSplitter
-from hw.catalog import lookup
-from hw.params import ParamError
-from sim.lint import assert_emits_clean
+from nnloom.hw.axi_lite import AxiLiteRegs
+from nnloom.hw.axi_master import AxiReader, AxiWriter, BurstSplitter
+from nnloom.hw.catalog import lookup
+from nnloom.hw.params import ParamError
+from nnloom.sim.lint import assert_emits_clean
 
 BUILD = {"axi-reader": (AxiReader, AxiReaderConfig(max_outstanding=3)),
          "axi-writer": (AxiWriter, AxiWriterConfig(data_width=64, max_burst=256)),

@@ -5,15 +5,15 @@ determinism of its Verilog; its parameter checks."""
 
 import pytest
 
-from hw.axi_bram import AxiBram
-from sim.lint import assert_emits_clean
-from sim.runner import run
+from nnloom.hw.axi_bram import AxiBram
+from nnloom.sim.lint import assert_emits_clean
+from nnloom.sim.runner import run
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("data_width,seed", [(32, 3), (16, 4)])
 def test_axi_and_host_ports(data_width, seed, simulator):
-    run(AxiBram(256, data_width=data_width), "sim.tb.axi_bram_tb", sim=simulator,
+    run(AxiBram(256, data_width=data_width), "nnloom.sim.tb.axi_bram_tb", sim=simulator,
         params={"depth": 256, "data_width": data_width, "seed": seed, "ops": 120})
 
 

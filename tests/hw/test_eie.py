@@ -5,14 +5,14 @@ import warnings
 
 import pytest
 
-from gen.cli import main
-from gen.verilog import to_verilog
-from hw.catalog import lookup
-from hw.eie import EIECluster, EIEConfig
-from hw.eie_pe import EIEPE
-from hw.lnzd import LNZDTree
-from hw.params import ParamError
-from sim.lint import assert_lint_clean
+from nnloom.gen.cli import main
+from nnloom.gen.verilog import to_verilog
+from nnloom.hw.catalog import lookup
+from nnloom.hw.eie import EIECluster, EIEConfig
+from nnloom.hw.eie_pe import EIEPE
+from nnloom.hw.lnzd import LNZDTree
+from nnloom.hw.params import ParamError
+from nnloom.sim.lint import assert_lint_clean
 
 EMITS = {  # catalog name, flags: the acceptance commands
     "eie-pe": {},

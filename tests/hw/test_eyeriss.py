@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from gen.cli import main
-from gen.verilog import to_verilog
-from hw.catalog import lookup
-from hw.eyeriss import EyerissArray, EyerissConfig, EyerissPE
-from hw.params import ParamError
-from sim.lint import assert_lint_clean
+from nnloom.gen.cli import main
+from nnloom.gen.verilog import to_verilog
+from nnloom.hw.catalog import lookup
+from nnloom.hw.eyeriss import EyerissArray, EyerissConfig, EyerissPE
+from nnloom.hw.params import ParamError
+from nnloom.sim.lint import assert_lint_clean
 
 
 def test_config_errors():

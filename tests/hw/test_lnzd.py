@@ -15,8 +15,8 @@ import warnings
 import pytest
 from amaranth.sim import Simulator
 
-from hw.eie_config import EIEConfig
-from hw.lnzd import LNZDNode, LNZDTree
+from nnloom.hw.eie_config import EIEConfig
+from nnloom.hw.lnzd import LNZDNode, LNZDTree
 
 
 def _run(cfg, patterns, ready_prob, seed):

@@ -8,10 +8,10 @@ from amaranth.hdl import Elaboratable, Module, Signal, unsigned
 from amaranth.lib import memory
 from amaranth.sim import Simulator
 
-from gen.verilog import to_verilog
-from hw.params import ParamError
-from hw.razor_sram import LFSR_TAPS, MODE_CODES, RazorSram, RazorSramConfig, lfsr_matrix
-from sim.lint import assert_emits_clean
+from nnloom.gen.verilog import to_verilog
+from nnloom.hw.params import ParamError
+from nnloom.hw.razor_sram import LFSR_TAPS, MODE_CODES, RazorSram, RazorSramConfig, lfsr_matrix
+from nnloom.sim.lint import assert_emits_clean
 
 
 @pytest.mark.parametrize("field,value", [("width", 1), ("depth", 1), ("mode", "parity"),
@@ -99,7 +99,7 @@ def test_verilog_lint_and_determinism(cfg):
 
 
 def test_cli_emit(tmp_path, capsys):
-    from gen.cli import main
+    from nnloom.gen.cli import main
     out = tmp_path / "razor.v"
     assert main(["emit", "razor-sram", "--width", "8", "--depth", "256", "--mode", "bit",
                  "-o", str(out)]) == 0

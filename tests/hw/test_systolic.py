@@ -5,9 +5,9 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from hw.params import ParamError
-from hw.systolic import SystolicArray, SystolicConfig, SystolicPE
-from sim.golden.intarith import bounds, overflow
+from nnloom.hw.params import ParamError
+from nnloom.hw.systolic import SystolicArray, SystolicConfig, SystolicPE
+from nnloom.sim.golden.intarith import bounds, overflow
 
 
 def _ref_add(cfg, acc, prod):

@@ -8,9 +8,9 @@ latency); one checks registers and error handling.
 
 import pytest
 
-from hw.accel import Accelerator
-from hw.accel_core import AccelConfig
-from sim.runner import run
+from nnloom.hw.accel import Accelerator
+from nnloom.hw.accel_core import AccelConfig
+from nnloom.sim.runner import run
 
 SMALL = dict(act_depth=256, wbuf_depth=512, pbuf_depth=32, acc_depth=64)
 
@@ -24,6 +24,6 @@ SMALL = dict(act_depth=256, wbuf_depth=512, pbuf_depth=32, acc_depth=64)
 def test_accelerator_on_digits(network, size, pause, simulator):
     cfg = AccelConfig(size=size, data_width=AccelConfig.bus_width_for(size), **SMALL)
     samples = list(range(0, 360, 18))          # 20 test digits, all classes
-    run(Accelerator(cfg), "sim.tb.accel_tb", sim=simulator,
+    run(Accelerator(cfg), "nnloom.sim.tb.accel_tb", sim=simulator,
         params={"config": cfg.to_dict(), "network": network, "samples": samples,
                 "pause": pause, "seed": 7, "errors": network == "digits_mlp"})

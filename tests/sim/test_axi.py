@@ -8,11 +8,11 @@ import random
 
 import pytest
 
-from hw.axi import (BOUNDARY, ERR_MISALIGNED, ERR_RESP, AxiLiteRegsConfig, AxiReaderConfig,
+from nnloom.hw.axi import (BOUNDARY, ERR_MISALIGNED, ERR_RESP, AxiLiteRegsConfig, AxiReaderConfig,
                     AxiWriterConfig)
-from hw.axi_lite import AxiLiteRegs
-from hw.axi_master import AxiReader, AxiWriter
-from sim.runner import run
+from nnloom.hw.axi_lite import AxiLiteRegs
+from nnloom.hw.axi_master import AxiReader, AxiWriter
+from nnloom.sim.runner import run
 
 RAM = 1 << 16
 
@@ -65,21 +65,21 @@ REGS = AxiLiteRegsConfig(addr_width=8, size=40)
 
 @pytest.mark.slow
 def test_axi_reader(simulator):
-    run(AxiReader(READER), "sim.tb.axi_tb", sim=simulator,
+    run(AxiReader(READER), "nnloom.sim.tb.axi_tb", sim=simulator,
         params={"kind": "reader", "config": READER.to_dict(), "seed": 11,
                 "cases": master_cases(READER, 11)})
 
 
 @pytest.mark.slow
 def test_axi_reader_one_outstanding(simulator):
-    run(AxiReader(READER1), "sim.tb.axi_tb", sim=simulator,
+    run(AxiReader(READER1), "nnloom.sim.tb.axi_tb", sim=simulator,
         params={"kind": "reader", "config": READER1.to_dict(), "seed": 14,
                 "cases": master_cases(READER1, 14, runs=2)})
 
 
 @pytest.mark.slow
 def test_axi_writer(simulator):
-    run(AxiWriter(WRITER), "sim.tb.axi_tb", sim=simulator,
+    run(AxiWriter(WRITER), "nnloom.sim.tb.axi_tb", sim=simulator,
         params={"kind": "writer", "config": WRITER.to_dict(), "seed": 12,
                 "cases": master_cases(WRITER, 12)})
 
@@ -89,5 +89,5 @@ def test_axil_regs(simulator):
     cases = [dict(ops=40), dict(ops=40, pause=0.4), dict(ops=30, burst=True),
              dict(ops=30, burst=True, pause=0.5), dict(ops=40, mixed=True),
              dict(ops=40, mixed=True, pause=0.3), dict(ops=60, pause=0.2)]
-    run(AxiLiteRegs(REGS), "sim.tb.axi_tb", sim=simulator,
+    run(AxiLiteRegs(REGS), "nnloom.sim.tb.axi_tb", sim=simulator,
         params={"kind": "regs", "config": REGS.to_dict(), "seed": 13, "cases": cases})

@@ -4,11 +4,11 @@ against the golden model on the encoding, cycles equal to the cycle model."""
 import numpy as np
 import pytest
 
-from gen.csc import decode, encode
-from gen.eie_perf import simulate_layer
-from hw.eie import EIECluster, EIEConfig
-from sim.golden.eie import dense_reference, spmv
-from sim.runner import run
+from nnloom.gen.compiler.csc import decode, encode
+from nnloom.gen.perf.eie import simulate_layer
+from nnloom.hw.eie import EIECluster, EIEConfig
+from nnloom.sim.golden.eie import dense_reference, spmv
+from nnloom.sim.runner import run
 
 
 def _cases(cfg):
@@ -57,7 +57,7 @@ CONFIGS = {
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_eie_cluster(name, simulator):
     cfg = CONFIGS[name]
-    run(EIECluster(cfg), "sim.tb.eie_tb", sim=simulator,
+    run(EIECluster(cfg), "nnloom.sim.tb.eie_tb", sim=simulator,
         params={"config": cfg.to_dict(), "cases": _cases(cfg), "seed": sum(map(ord, name))})
 
 

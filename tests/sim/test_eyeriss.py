@@ -4,8 +4,8 @@ to the mapper's prediction (one build, every case in one run)."""
 
 import pytest
 
-from hw.eyeriss import EyerissArray, EyerissConfig
-from sim.runner import run
+from nnloom.hw.eyeriss import EyerissArray, EyerissConfig
+from nnloom.sim.runner import run
 
 # 6 x 3 PEs: R = 3 replicates twice, R = 1 six times; E > 3 folds into strips,
 # R = 7 into row passes.
@@ -42,5 +42,5 @@ CASES = [
 
 @pytest.mark.slow
 def test_eyeriss_layers(simulator):
-    run(EyerissArray(CONFIG), "sim.tb.eyeriss_tb", sim=simulator,
+    run(EyerissArray(CONFIG), "nnloom.sim.tb.eyeriss_tb", sim=simulator,
         params={"config": CONFIG.to_dict(), "cases": CASES, "seed": 31})

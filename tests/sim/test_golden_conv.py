@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim.golden.conv import conv2d, conv_output_size
+from nnloom.sim.golden.conv import conv2d, conv_output_size
 
 
 def _direct(x, w, stride, padding, acc_width, signed, mode):

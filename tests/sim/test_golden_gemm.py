@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.golden.gemm import gemm
+from nnloom.sim.golden.gemm import gemm
 
 
 def _loop(a, w, width, signed, mode, chunk=None):

@@ -14,12 +14,12 @@ import numpy as np
 import onnx
 import pytest
 
-from gen.loaders import load_model
-from gen.network import AvgPool, Conv2d, Dense, Flatten, MaxPool, Network, ReLU
-from gen.qtypes import QLayer, QuantizedNetwork
-from gen.quantize import quantize
-from sim.golden.qnet import run, run_layer
-from sim.onnx_models import ort_run, to_qdq, to_qlinear
+from nnloom.gen.frontend.loaders import load_model
+from nnloom.gen.frontend.network import AvgPool, Conv2d, Dense, Flatten, MaxPool, Network, ReLU
+from nnloom.gen.frontend.qtypes import QLayer, QuantizedNetwork
+from nnloom.gen.frontend.quantize import quantize
+from nnloom.sim.golden.qnet import run, run_layer
+from nnloom.sim.onnx_models import ort_run, to_qdq, to_qlinear
 
 # name -> (input shape, layers); small, one operator each, plus two chains
 CASES = {
@@ -82,7 +82,7 @@ def compare(model, qnet_path, x, uint8):
 
 def _avgpool_ties(ql, x_in):
     """Exact quotients of an average pool that lie halfway between integers."""
-    from sim.golden.qnet import windows
+    from nnloom.sim.golden.qnet import windows
 
     total = windows(np.asarray(x_in, np.int64) - ql.in_zp, ql.kernel[0], ql.stride).sum(axis=0)
     exact = total * ql.in_scale / (ql.out_scale * ql.kernel[0] ** 2)
@@ -120,7 +120,7 @@ def test_golden_matches_onnxruntime(name, variant, form, tmp_path):
 
 def _exact(ql, x_in):
     """The real-valued requantization input of ``ql`` in output LSBs (float64), or None."""
-    from sim.golden.qnet import im2col, windows
+    from nnloom.sim.golden.qnet import im2col, windows
 
     x = np.asarray(x_in, np.int64) - ql.in_zp
     if ql.kind == "conv":
@@ -251,8 +251,8 @@ def test_run_rejects_out_of_range_input():
 def test_float_view_of_quantized_models(form, tmp_path):
     """load_network on a quantized model gives the dequantized float network
     (biases included), whose output tracks the int8 golden output."""
-    from gen.loaders import load_network
-    from sim.golden.qnet import run_float
+    from nnloom.gen.frontend.loaders import load_network
+    from nnloom.sim.golden.qnet import run_float
 
     q, x = make_qnet("lenet_chain", seed=5, fc_bias=form == "qdq")
     onnx.save((to_qdq if form == "qdq" else to_qlinear)(q), str(tmp_path / "m.onnx"))
@@ -276,9 +276,9 @@ def test_models_from_the_onnxruntime_quantizer(name, fmt, activations, tmp_path)
     imports and runs bit-exact on the whole digits test split."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from gen.loaders import load_network
-    from gen.train import digits_split
-    from sim.onnx_models import to_onnx
+    from nnloom.gen.frontend.loaders import load_network
+    from nnloom.gen.train.digits import digits_split
+    from nnloom.sim.onnx_models import to_onnx
 
     net = load_network(f"examples/{name}.toml")
     xtr, _, xte, _ = digits_split(0, net.input_shape)

@@ -4,13 +4,13 @@ against float arithmetic, and the cocotb regression (two builds)."""
 import numpy as np
 import pytest
 
-from gen.fixedpoint import MINERVA_ACT, MINERVA_WEIGHT
-from gen.verilog import to_verilog
-from hw.minerva import MinervaConfig, MinervaLanes
-from hw.params import ParamError
-from sim.golden.minerva import fc_layer
-from sim.lint import verilator_lint, yosys_check
-from sim.runner import run
+from nnloom.gen.frontend.fixedpoint import MINERVA_ACT, MINERVA_WEIGHT
+from nnloom.gen.verilog import to_verilog
+from nnloom.hw.minerva import MinervaConfig, MinervaLanes
+from nnloom.hw.params import ParamError
+from nnloom.sim.golden.minerva import fc_layer
+from nnloom.sim.lint import verilator_lint, yosys_check
+from nnloom.sim.runner import run
 
 
 @pytest.mark.parametrize("field,value", [("lanes", 0), ("max_inputs", 0), ("acc_width", 10),
@@ -77,13 +77,13 @@ CONFIGS = {
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_minerva_lanes(name, simulator):
     cfg, modes = CONFIGS[name]
-    run(MinervaLanes(cfg), "sim.tb.minerva_tb", sim=simulator,
+    run(MinervaLanes(cfg), "nnloom.sim.tb.minerva_tb", sim=simulator,
         params={"config": cfg.to_dict(), "cases": _cases(cfg, modes),
                 "seed": sum(map(ord, name))})
 
 
 def test_cli_emit_default(tmp_path):
-    from gen.cli import main
+    from nnloom.gen.cli import main
     out = tmp_path / "minerva.v"
     assert main(["emit", "minerva-lane", "-o", str(out)]) == 0
     text = out.read_text()

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hw.razor_sram import RazorSram, RazorSramConfig
-from sim.runner import run
+from nnloom.hw.razor_sram import RazorSram, RazorSramConfig
+from nnloom.sim.runner import run
 
 CONFIGS = {
     # every mode at run time, transient injector, small enough for the
@@ -21,7 +21,7 @@ CONFIGS = {
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_razor_sram(name, simulator):
     cfg, rate = CONFIGS[name]
-    run(RazorSram(cfg), "sim.tb.razor_tb", sim=simulator,
+    run(RazorSram(cfg), "nnloom.sim.tb.razor_tb", sim=simulator,
         params={"config": cfg.to_dict(), "seed": sum(map(ord, name)), "cycles": 3000,
                 "rate": rate})
 
@@ -30,7 +30,7 @@ def test_razor_sram(name, simulator):
 
 import numpy as np  # noqa: E402
 
-from sim.golden.razor import Injector, flip_faults, mask, masked_bits, to_signed  # noqa: E402
+from nnloom.sim.golden.razor import Injector, flip_faults, mask, masked_bits, to_signed  # noqa: E402
 
 
 def _bit_rule(word, flags, width):

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hw.systolic import SystolicArray, SystolicConfig
-from sim.runner import run
+from nnloom.hw.systolic import SystolicArray, SystolicConfig
+from nnloom.sim.runner import run
 
 
 def _cases(cfg, *extra):
@@ -57,5 +57,5 @@ CONFIGS = {
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_systolic_gemm(name, simulator):
     cfg = CONFIGS[name]
-    run(SystolicArray(cfg), "sim.tb.systolic_tb", sim=simulator,
+    run(SystolicArray(cfg), "nnloom.sim.tb.systolic_tb", sim=simulator,
         params={"config": cfg.to_dict(), "cases": _cases(cfg), "seed": sum(map(ord, name))})

@@ -1,14 +1,14 @@
 """The board top over its UART pins in cocotb, driven by the host driver's
-protocol code (fpga.link): digits inferences bit-exact against the golden
+protocol code (hw.uart_link): digits inferences bit-exact against the golden
 model, the protocol's errors, and the status LEDs.  One Verilator build."""
 
 import pytest
 
-from fpga.build import prepare
-from hw.board_top import BoardTop, mem_depth_for
-from sim.accel_models import digits_qnet
-from sim.runner import run
-from gen.compile import compile_network
+from nnloom.fpga.build import prepare
+from nnloom.hw.board_top import BoardTop, mem_depth_for
+from nnloom.sim.accel_models import digits_qnet
+from nnloom.sim.runner import run
+from nnloom.gen.compiler.compile import compile_network
 
 DIVISOR = 4        # clock cycles per UART bit: fast in simulation
 
@@ -21,6 +21,6 @@ def test_uart_host_digits(board, simulator):
     cfg = prepare("examples/digits_mlp.toml", board)[2]
     _, qnet, _, _, _ = digits_qnet("digits_mlp")
     depth = mem_depth_for(compile_network(qnet, cfg).size)
-    run(BoardTop(cfg, mem_depth=depth, divisor=DIVISOR), "sim.tb.uart_tb", sim=simulator,
+    run(BoardTop(cfg, mem_depth=depth, divisor=DIVISOR), "nnloom.sim.tb.uart_tb", sim=simulator,
         params={"config": cfg.to_dict(), "network": "digits_mlp", "samples": [0, 7, 13],
                 "divisor": DIVISOR, "gap": 0.2, "seed": 11})

@@ -1,0 +1,306 @@
+"""Quantized ONNX graphs (QDQ and QLinear) -> :class:`gen.qtypes.QLayer` list.
+
+How an imported graph is read (see docs/quantization.md):
+
+* ``uint8`` activations become int8 by subtracting 128 from the values and
+  the zero point (``real = s * (q - zp)`` is unchanged).
+* Weights must be int8 with zero point 0 (per tensor or per output channel);
+  biases int32 in the scale ``x_scale * w_scale`` (a bias in another scale,
+  or in float, is rounded half to even into that scale).
+* QDQ: ``DequantizeLinear -> float op [-> Relu] -> QuantizeLinear`` is one
+  integer layer with the Q's scale and zero point; a Relu before the Q is
+  fused (``qmin = out_zp``).  MaxPool, Flatten and Reshape pass scales
+  through (a MaxPool whose Q changes them is rejected).
+* QLinear: ``QLinearConv``, ``QLinearMatMul`` (no bias), ``QGemm`` and
+  ``QLinearAveragePool`` (com.microsoft) map one to one; ``MaxPool`` / ``Flatten`` / ``Reshape`` work on the int8
+  tensor; ``Relu`` on an int8 tensor needs zero point 0 (it is ``max(q, 0)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnloom.gen.frontend.loaders.onnx_import import Act, Const
+from nnloom.gen.frontend.network import ReLU
+from nnloom.gen.frontend.qtypes import INT8, QLayer, multiplier_from_real
+
+__all__ = ["step", "finish"]
+
+_PASS = ("Flatten", "Reshape", "Identity", "Dropout")
+
+
+def _act_params(imp, node, si, zi):
+    """(scale, int8 zero point, was_uint8) of an activation quantization."""
+    s = imp.get(node, si, Const)
+    if s is None or s.value.size != 1 or not float(s.value.reshape(-1)[0]) > 0:
+        imp.fail(node, "expected a positive per-tensor activation scale, got "
+                 + ("nothing" if s is None else str(s.value.tolist())))
+    z = imp.get(node, zi, Const, optional=True)
+    if z is None:
+        return float(s.value.reshape(-1)[0]), -128, True   # default zero point: uint8 0
+    if z.value.dtype not in (np.int8, np.uint8) or z.value.size != 1:
+        imp.fail(node, f"expected an int8 or uint8 per-tensor zero point, got {z.value.dtype} "
+                 f"of shape {list(z.value.shape)}")
+    u8 = z.value.dtype == np.uint8
+    return float(s.value.reshape(-1)[0]), int(z.value.reshape(-1)[0]) - (128 if u8 else 0), u8
+
+
+def _dequant_const(imp, node, q, scale, zp, axis):
+    scale = np.asarray(scale, np.float64)
+    zp = np.zeros(1, np.int64) if zp is None else np.asarray(zp).astype(np.int64)
+    shape = [1] * q.ndim
+    if scale.size > 1:
+        if q.ndim == 0 or q.shape[axis] != scale.size:
+            imp.fail(node, f"expected {scale.size} values along axis {axis}, got shape {list(q.shape)}")
+        shape[axis] = -1
+    value = (q.astype(np.float64) - zp.reshape(shape if zp.size > 1 else [])) * scale.reshape(
+        shape if scale.size > 1 else [])
+    return Const(value.astype(np.float32), q=q, scale=scale.reshape(-1), zp=zp.reshape(-1))
+
+
+def _weights(imp, node, w, m, trans):
+    """int8 weight [M, ...] (fc: [out, in]) and per-channel scale [M]."""
+    if w.q is None:
+        imp.fail(node, "expected a quantized weight (through DequantizeLinear), got a float initializer")
+    if w.q.dtype != np.int8 or np.any(w.zp != 0):
+        imp.fail(node, f"expected int8 weights with zero point 0, got {w.q.dtype} zero point {w.zp.tolist()}")
+    q = w.q.astype(np.int64)
+    q = q.T if trans else q
+    if w.scale.size not in (1, m):
+        imp.fail(node, f"expected 1 or {m} weight scales, got {w.scale.size}")
+    return q, np.broadcast_to(w.scale, (m,)).astype(np.float64)
+
+
+def _bias(imp, node, b, in_scale, w_scale, m):
+    if b is None:
+        return np.zeros(m, np.int64)
+    acc_scale = in_scale * w_scale
+    if b.q is not None and b.q.dtype == np.int32 and np.all(b.zp == 0) and \
+            np.allclose(np.broadcast_to(b.scale, (m,)), acc_scale, rtol=1e-6, atol=0):
+        return b.q.astype(np.int64).reshape(m)
+    return np.rint(b.value.astype(np.float64).reshape(m) / acc_scale).astype(np.int64)
+
+
+def _emit(imp, layer, in_act, shape_out, out_scale, out_zp, relu=False, w=None, b=None,
+          trans=False, float_weights=None):
+    """Append the float layer and its QLayer."""
+    kind = layer.kind
+    ql = QLayer(layer.name, kind, in_act.shape, shape_out, in_act.scale, in_act.zp, out_scale, out_zp,
+                relu=relu, qmin=out_zp if relu else INT8[0])
+    if kind in ("conv", "fc"):
+        m = shape_out[0]
+        ql.weight, ql.w_scale = _weights(imp, imp._node, w, m, trans)
+        ql.bias = _bias(imp, imp._node, b, in_act.scale, ql.w_scale, m)
+        if kind == "conv":
+            ql.kernel, ql.stride, ql.padding = layer.kernel, layer.stride, layer.padding
+        mults = [multiplier_from_real(in_act.scale * s / out_scale) for s in ql.w_scale]
+        ql.mult = np.array([m_ for m_, _ in mults], np.int64)
+        ql.shift = np.array([s_ for _, s_ in mults], np.int64)
+        wf = (ql.weight * ql.w_scale.reshape(-1, *[1] * (ql.weight.ndim - 1))).astype(np.float32)
+        float_weights = {f"{layer.name}.weight": wf}
+        if getattr(layer, "bias", True):
+            float_weights[f"{layer.name}.bias"] = (ql.bias * in_act.scale * ql.w_scale).astype(np.float32)
+    elif kind == "avgpool":
+        ql.kernel, ql.stride = (layer.kernel, layer.kernel), layer.step
+        m_, s_ = multiplier_from_real(in_act.scale / (out_scale * layer.kernel ** 2))
+        ql.mult, ql.shift = np.array([m_], np.int64), np.array([s_], np.int64)
+    elif kind == "maxpool":
+        ql.kernel, ql.stride = (layer.kernel, layer.kernel), layer.step
+    elif kind == "relu" and (in_act.scale, in_act.zp) != (out_scale, out_zp):
+        m_, s_ = multiplier_from_real(in_act.scale / out_scale)
+        ql.mult, ql.shift = np.array([m_], np.int64), np.array([s_], np.int64)
+    if relu:
+        imp.add_layer(layer, in_act.shape, float_weights)
+        imp.add_layer(ReLU(imp.name(imp._node, "relu")), shape_out)
+    else:
+        imp.add_layer(layer, in_act.shape, float_weights)
+    imp.qlayers.append(ql)
+    return Act(shape_out, "q", out_scale, out_zp)
+
+
+def _out_shape(imp, layer, shape):
+    try:
+        return tuple(layer.out_shape(shape))
+    except ValueError as e:
+        imp.fail(imp._node, str(e))
+
+
+def _on_int8(imp, node, act):
+    """MaxPool / Relu / Flatten / Reshape on an int8 tensor (QOperator graphs)."""
+    op = node.op_type
+    if op in ("Identity", "Dropout"):
+        return act
+    layer, _ = imp.float_op(node, act)
+    if op == "Relu" and act.zp != (-128 if act.pending.get("u8") else 0):
+        imp.fail(node, f"expected zero point 0 for Relu on a quantized tensor, got {act.zp}")
+    out = _emit(imp, layer, act, _out_shape(imp, layer, act.shape), act.scale, act.zp)
+    out.pending = act.pending
+    return out
+
+
+def _qlinear(imp, node, act):
+    op = node.op_type
+    if op == "QLinearAveragePool":
+        k, s = imp.check_pool(node)
+        ys, yz, u8 = _act_params(imp, node, 3, 4)
+        from nnloom.gen.frontend.network import AvgPool
+
+        layer = AvgPool(imp.name(node, "avgpool"), k, s)
+        return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz)
+    if op == "QLinearConv":
+        xs, xz, _ = _act_params(imp, node, 1, 2)
+        w = imp.get(node, 3, Const)
+        wz = imp.get(node, 5, Const, optional=True)
+        w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
+                           None if wz is None else wz.value, 0)
+        ys, yz, _ = _act_params(imp, node, 6, 7)
+        b = _int32_bias(imp, node, imp.get(node, 8, Const, optional=True), xs, w)
+        # node.input[8] (bias) is optional: the float layer has a bias iff the model does.
+        layer, _ = imp.float_op(_as(node, "Conv", [node.input[0], node.input[3], *node.input[8:9]]), act)
+        if (xs, xz) != (act.scale, act.zp):
+            imp.fail(node, "expected the input's own scale and zero point")
+        return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b)
+    if op == "QLinearMatMul":
+        xs, xz, _ = _act_params(imp, node, 1, 2)
+        w = imp.get(node, 3, Const)
+        wz = imp.get(node, 5, Const, optional=True)
+        w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
+                           None if wz is None else wz.value, 1)
+        ys, yz, _ = _act_params(imp, node, 6, 7)
+        layer, _ = imp.float_op(_as(node, "MatMul", [node.input[0], node.input[3]]), act)
+        if (xs, xz) != (act.scale, act.zp):
+            imp.fail(node, "expected the input's own scale and zero point")
+        return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, trans=True)
+    if op == "QGemm":       # com.microsoft: A, a_s, a_zp, B, b_s, b_zp, C, y_s, y_zp
+        a = imp.attrs(node)
+        if a.get("alpha", 1.0) != 1.0 or a.get("transA", 0):
+            imp.fail(node, "expected alpha = 1 and transA = 0")
+        if len(node.input) < 8 or not node.input[7]:
+            imp.fail(node, "expected a quantized output (y_scale), got a float one")
+        trans_b = bool(a.get("transB", 0))
+        xs, xz, _ = _act_params(imp, node, 1, 2)
+        w = imp.get(node, 3, Const)
+        wz = imp.get(node, 5, Const, optional=True)
+        w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
+                           None if wz is None else wz.value, 0 if trans_b else 1)
+        b = _int32_bias(imp, node, imp.get(node, 6, Const, optional=True), xs, w)
+        ys, yz, _ = _act_params(imp, node, 7, 8)
+        layer, _ = imp.float_op(_as(node, "Gemm", [node.input[0], node.input[3]], ("transB",)), act)
+        if (xs, xz) != (act.scale, act.zp):
+            imp.fail(node, "expected the input's own scale and zero point")
+        return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b,
+                     trans=not trans_b)
+    raise AssertionError(op)
+
+
+def _int32_bias(imp, node, b, xs, w):
+    """A QLinear bias (int32 in scale ``x_scale * w_scale``) as a Const."""
+    if b is None:
+        return None
+    if b.value.dtype != np.int32:
+        imp.fail(node, f"expected an int32 bias, got {b.value.dtype}")
+    bs = xs * np.broadcast_to(w.scale, b.value.shape)
+    return Const((b.value * bs).astype(np.float32), q=b.value, scale=bs, zp=np.zeros(1, np.int64))
+
+
+def _as(node, op, inputs, keep=None):
+    """A copy of ``node`` posing as another operator (to reuse the float checks);
+    ``keep``: attribute names to copy (default: all for Conv, none otherwise)."""
+    import onnx.helper as oh
+
+    n = oh.make_node(op, inputs, list(node.output), name=node.name)
+    n.attribute.extend(a for a in node.attribute
+                       if (keep is None and op == "Conv") or (keep is not None and a.name in keep))
+    return n
+
+
+def step(imp, node):
+    """Interpret one node of a quantized graph; return its output value."""
+    imp._node = node
+    op = node.op_type
+    if op == "QuantizeLinear":
+        x = imp.get(node, 0)
+        if isinstance(x, Const):
+            s = imp.get(node, 1, Const).value
+            z = imp.get(node, 2, Const, optional=True)
+            dt = np.uint8 if z is None else z.value.dtype
+            lo, hi = np.iinfo(dt).min, np.iinfo(dt).max
+            axis = imp.attrs(node).get("axis", 1)
+            shape = [1] * x.value.ndim
+            if s.size > 1:
+                shape[axis] = -1
+            zz = 0 if z is None else z.value.astype(np.int64).reshape(shape if z.value.size > 1 else [])
+            q = np.clip(np.rint(x.value / s.reshape(shape if s.size > 1 else [])) + zz, lo, hi).astype(dt)
+            return Const(x.value, q=q)  # scales are taken from the DequantizeLinear that follows
+        ys, yz, u8 = _act_params(imp, node, 1, 2)
+        if x.state == "dq" and (ys, yz) == (x.scale, x.zp):
+            # DequantizeLinear -> Flatten -> QuantizeLinear with the same parameters
+            # (onnxruntime's quantizer writes this): nothing to compute.
+            return Act(x.shape, "q", ys, yz, {"u8": u8})
+        if x.state == "float" and not imp.layers and imp.input_q is None:
+            imp.input_q = (ys, yz)
+            return Act(x.shape, "q", ys, yz, {"u8": u8})
+        if x.state != "pending":
+            imp.fail(node, "expected QuantizeLinear on the input or after a float operator, "
+                     f"got it on a {x.state} tensor")
+        p = x.pending
+        layer, src_act = p["layer"], p["in"]
+        if layer.kind == "maxpool" and (ys, yz) != (src_act.scale, src_act.zp):
+            imp.fail(node, "expected MaxPool to keep its input's scale and zero point")
+        out = _emit(imp, layer, src_act, _out_shape(imp, layer, src_act.shape), ys, yz,
+                    relu=p.get("relu", False), w=p.get("w"), b=p.get("b"), trans=p.get("trans", False))
+        out.pending = {"u8": u8}
+        return out
+    if op == "DequantizeLinear":
+        x = imp.get(node, 0)
+        if isinstance(x, Const):
+            s = imp.get(node, 1, Const).value.reshape(-1)
+            z = imp.get(node, 2, Const, optional=True)
+            q = x.q if x.q is not None else x.value
+            if not np.issubdtype(q.dtype, np.integer):
+                imp.fail(node, f"expected an integer initializer, got {q.dtype}")
+            return _dequant_const(imp, node, q, s, None if z is None else z.value,
+                                  imp.attrs(node).get("axis", 1))
+        xs, xz, _ = _act_params(imp, node, 1, 2)
+        if x.state != "q" or (xs, xz) != (x.scale, x.zp):
+            imp.fail(node, "expected DequantizeLinear of a quantized tensor with its own scale and zero point")
+        return Act(x.shape, "dq", xs, xz, dict(x.pending))
+    if op in ("QLinearConv", "QLinearMatMul", "QLinearAveragePool", "QGemm"):
+        act = imp.get(node, 0, Act)
+        if act.state != "q":
+            imp.fail(node, f"expected an int8 input tensor, got a {act.state} one")
+        return _qlinear(imp, node, act)
+    act = imp.get(node, 0, Act)
+    if act.state == "float":
+        imp.fail(node, "expected a quantized input (QuantizeLinear first) in a quantized model")
+    if act.state == "q":
+        return _on_int8(imp, node, act)
+    if act.state == "pending":
+        p = act.pending
+        if op == "Relu" and p["layer"].kind in ("conv", "fc") and not p.get("relu"):
+            return Act(act.shape, "pending", pending={**p, "relu": True})
+        if op == "Add" and p["op"] == "MatMul" and p.get("b") is None:
+            return Act(act.shape, "pending", pending={**p, "b": imp.get(node, 1, Const)})
+        if op in ("Identity", "Dropout"):
+            return act
+        imp.fail(node, f"expected QuantizeLinear after {p['op']}, got {op}")
+    # act.state == "dq"
+    if op in _PASS:
+        layer, _ = imp.float_op(node, act) if op in ("Flatten", "Reshape") else (None, None)
+        if layer is None:
+            return act
+        out = _emit(imp, layer, act, _out_shape(imp, layer, act.shape), act.scale, act.zp)
+        return Act(out.shape, "dq", act.scale, act.zp, act.pending)
+    if op == "Add":
+        imp.fail(node, "expected Add only as the bias of a MatMul (residual add is not supported)")
+    layer, p = imp.float_op(node, act)
+    shape = _out_shape(imp, layer, act.shape)
+    return Act(shape, "pending", pending={**p, "op": op, "layer": layer, "in": act})
+
+
+def finish(imp, final, last):
+    if imp.input_q is None:
+        imp.fail(last, "expected QuantizeLinear on the model's input, got none")
+    if final.state not in ("q", "dq"):
+        imp.fail(last, f"expected the model to end on a quantized tensor, got a {final.state} one "
+                 "(QuantizeLinear missing after the last layer)")

@@ -1,0 +1,309 @@
+"""Networks: typed layers with shape inference.
+
+A :class:`Network` is a named, sequential list of layers applied to an input
+of shape ``(C, H, W)`` (images) or ``(F,)`` (feature vectors).  Shapes are
+inferred layer by layer; an inconsistent network raises
+:class:`NetworkError`, whose message names the source file, the field and
+what is allowed, e.g.
+``examples/lenet.toml: layers[2].kernel: expected 1..11, got 0``.
+
+Weights, when the description carries them, live in ``Network.weights`` as
+float32 arrays keyed by layer name: ``"<name>.weight"`` (conv: ``[M, C, R,
+S]``, fc: ``[out, in]``) and ``"<name>.bias"`` (``[M]`` / ``[out]``).  A
+network without weights is still good for timing (the performance model and
+the planner).
+
+Loaders (TOML, ONNX, SCALE-Sim CSV) build networks from files; see
+:mod:`gen.loaders`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+from nnloom.hw.errors import InputError
+
+__all__ = ["NetworkError", "Conv2d", "Dense", "ReLU", "MaxPool", "AvgPool", "Flatten",
+           "Layer", "Network", "LAYER_KINDS"]
+
+
+class NetworkError(InputError):
+    """Bad network description: one line naming the file, field and allowed values."""
+
+    def __init__(self, where: str, field_: str, message: str):
+        self.where, self.field, self.message = where, field_, message
+        super().__init__(f"{where}: {field_}: {message}" if field_ else f"{where}: {message}")
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+@dataclass(frozen=True)
+class Conv2d:
+    """2-D convolution, NCHW, ``out_channels`` filters of ``kernel`` (R x S),
+    zero ``padding`` on every side, ``stride`` in both directions."""
+
+    name: str
+    out_channels: int
+    kernel: tuple[int, int]
+    stride: int = 1
+    padding: int = 0
+    bias: bool = True
+    kind = "conv"
+
+    def out_shape(self, shape):
+        if len(shape) != 3:
+            raise ValueError(f"expected a (C, H, W) input, got {shape}")
+        c, h, w = shape
+        r, s = self.kernel
+        if r > h + 2 * self.padding or s > w + 2 * self.padding:
+            raise ValueError(f"expected a kernel within the padded input "
+                             f"{h + 2 * self.padding}x{w + 2 * self.padding}, got {r}x{s}")
+        return (self.out_channels, (h + 2 * self.padding - r) // self.stride + 1,
+                (w + 2 * self.padding - s) // self.stride + 1)
+
+    def macs(self, shape):
+        m, e, f = self.out_shape(shape)
+        return m * e * f * shape[0] * self.kernel[0] * self.kernel[1]
+
+    def gemm_shape(self, shape):
+        """(M, K, N) of the layer as a GEMM (im2col): output pixels x
+        (C x R x S) x filters."""
+        m, e, f = self.out_shape(shape)
+        return e * f, shape[0] * self.kernel[0] * self.kernel[1], m
+
+    def weight_shapes(self, shape):
+        out = {f"{self.name}.weight": (self.out_channels, shape[0], *self.kernel)}
+        if self.bias:
+            out[f"{self.name}.bias"] = (self.out_channels,)
+        return out
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Fully connected: ``out_features`` outputs from a flat input."""
+
+    name: str
+    out_features: int
+    bias: bool = True
+    kind = "fc"
+
+    def out_shape(self, shape):
+        if len(shape) != 1:
+            raise ValueError(f"expected a flat input (add a flatten layer), got {shape}")
+        return (self.out_features,)
+
+    def macs(self, shape):
+        return shape[0] * self.out_features
+
+    def gemm_shape(self, shape):
+        return 1, shape[0], self.out_features
+
+    def weight_shapes(self, shape):
+        out = {f"{self.name}.weight": (self.out_features, shape[0])}
+        if self.bias:
+            out[f"{self.name}.bias"] = (self.out_features,)
+        return out
+
+
+@dataclass(frozen=True)
+class ReLU:
+    name: str
+    kind = "relu"
+
+    def out_shape(self, shape):
+        return tuple(shape)
+
+    def macs(self, shape):
+        return 0
+
+    def weight_shapes(self, shape):
+        return {}
+
+
+@dataclass(frozen=True)
+class _Pool:
+    name: str
+    kernel: int
+    stride: int | None = None  # default: kernel
+
+    @property
+    def step(self):
+        return self.kernel if self.stride is None else self.stride
+
+    def out_shape(self, shape):
+        if len(shape) != 3:
+            raise ValueError(f"expected a (C, H, W) input, got {shape}")
+        c, h, w = shape
+        if self.kernel > h or self.kernel > w:
+            raise ValueError(f"expected a window within the input {h}x{w}, got {self.kernel}")
+        return (c, (h - self.kernel) // self.step + 1, (w - self.kernel) // self.step + 1)
+
+    def macs(self, shape):
+        return 0
+
+    def weight_shapes(self, shape):
+        return {}
+
+
+@dataclass(frozen=True)
+class MaxPool(_Pool):
+    kind = "maxpool"
+
+
+@dataclass(frozen=True)
+class AvgPool(_Pool):
+    kind = "avgpool"
+
+
+@dataclass(frozen=True)
+class Flatten:
+    name: str
+    kind = "flatten"
+
+    def out_shape(self, shape):
+        return (int(math.prod(shape)),)
+
+    def macs(self, shape):
+        return 0
+
+    def weight_shapes(self, shape):
+        return {}
+
+
+Layer = Union[Conv2d, Dense, ReLU, MaxPool, AvgPool, Flatten]
+LAYER_KINDS = {cls.kind: cls for cls in (Conv2d, Dense, ReLU, MaxPool, AvgPool, Flatten)}
+
+
+@dataclass
+class Network:
+    """A sequential network; ``source`` names the file it came from (for errors)."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    layers: list
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str = "<network>"
+    # Timing-only topologies (SCALE-Sim CSV) list independent layers, each
+    # with its own input shape; then layer i reads layer_inputs[i] instead of
+    # the previous layer's output, and the network cannot run.
+    layer_inputs: list | None = None
+
+    def __post_init__(self):
+        self.input_shape = tuple(int(v) for v in self.input_shape)
+        if len(self.input_shape) not in (1, 3) or min(self.input_shape, default=0) < 1:
+            raise NetworkError(self.source, "input.shape",
+                               f"expected [C, H, W] or [F] of positive sizes, got {list(self.input_shape)}")
+        if self.layer_inputs is not None and len(self.layer_inputs) != len(self.layers):
+            raise NetworkError(self.source, "layer_inputs",
+                               f"expected one input shape per layer ({len(self.layers)}), "
+                               f"got {len(self.layer_inputs)}")
+        names = set()
+        for i, layer in enumerate(self.layers):
+            if layer.name in names:
+                raise NetworkError(self.source, f"layers[{i}].name",
+                                   f"expected a unique layer name, got {layer.name!r} twice")
+            names.add(layer.name)
+        self.shapes()  # check now, fail early
+        if self.weights:
+            self.check_weights()
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Output shape of every layer (inputs of layer i are shapes()[i-1])."""
+        out, shape = [], self.input_shape
+        for i, layer in enumerate(self.layers):
+            if self.layer_inputs is not None:
+                shape = tuple(self.layer_inputs[i])
+            try:
+                shape = layer.out_shape(shape)
+            except ValueError as e:
+                raise NetworkError(self.source, f"layers[{i}] ({layer.name})", str(e)) from None
+            if min(shape) < 1:
+                raise NetworkError(self.source, f"layers[{i}] ({layer.name})",
+                                   f"expected a non-empty output, got shape {shape}")
+            out.append(tuple(int(v) for v in shape))
+        return out
+
+    def in_shapes(self) -> list[tuple[int, ...]]:
+        if self.layer_inputs is not None:
+            self.shapes()
+            return [tuple(int(v) for v in s) for s in self.layer_inputs]
+        return [self.input_shape] + self.shapes()[:-1]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.shapes()[-1] if self.layers else self.input_shape
+
+    def macs(self) -> int:
+        return sum(layer.macs(s) for layer, s in zip(self.layers, self.in_shapes()))
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        out = {}
+        for layer, s in zip(self.layers, self.in_shapes()):
+            out.update(layer.weight_shapes(s))
+        return out
+
+    def check_weights(self) -> None:
+        want = self.weight_shapes()
+        for key, shape in want.items():
+            if key not in self.weights:
+                raise NetworkError(self.source, key, "expected weights for this layer, got none")
+            got = tuple(np.shape(self.weights[key]))
+            if got != shape:
+                raise NetworkError(self.source, key, f"expected shape {list(shape)}, got {list(got)}")
+        extra = sorted(set(self.weights) - set(want))
+        if extra:
+            raise NetworkError(self.source, extra[0], "expected weights only for layers, got these for no layer")
+
+    @property
+    def has_weights(self) -> bool:
+        return bool(self.weights)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Float reference inference of one input (float64)."""
+        if not self.has_weights or self.layer_inputs is not None:
+            raise NetworkError(self.source, "weights", "the network has no weights to run")
+        x = np.asarray(x, dtype=np.float64).reshape(self.input_shape)
+        for layer in self.layers:
+            x = _float_layer(layer, x, self.weights)
+        return x
+
+
+def _float_layer(layer, x, weights):
+    if layer.kind == "conv":
+        w = weights[f"{layer.name}.weight"].astype(np.float64)
+        b = weights.get(f"{layer.name}.bias")
+        p = layer.padding
+        xp = np.pad(x, ((0, 0), (p, p), (p, p)))
+        m, e, f = layer.out_shape(x.shape)
+        r, s = layer.kernel
+        cols = np.empty((x.shape[0] * r * s, e * f))
+        idx = 0
+        for c in range(x.shape[0]):
+            for i in range(r):
+                for j in range(s):
+                    cols[idx] = xp[c, i:i + layer.stride * e:layer.stride,
+                                   j:j + layer.stride * f:layer.stride].reshape(-1)
+                    idx += 1
+        y = w.reshape(m, -1) @ cols
+        if b is not None:
+            y += b.astype(np.float64)[:, None]
+        return y.reshape(m, e, f)
+    if layer.kind == "fc":
+        y = weights[f"{layer.name}.weight"].astype(np.float64) @ x
+        b = weights.get(f"{layer.name}.bias")
+        return y + b if b is not None else y
+    if layer.kind == "relu":
+        return np.maximum(x, 0)
+    if layer.kind in ("maxpool", "avgpool"):
+        c, e, f = layer.out_shape(x.shape)
+        k, st = layer.kernel, layer.step
+        win = np.stack([x[:, i:i + st * e:st, j:j + st * f:st] for i in range(k) for j in range(k)])
+        return win.max(axis=0) if layer.kind == "maxpool" else win.mean(axis=0)
+    if layer.kind == "flatten":
+        return x.reshape(-1)
+    raise NetworkError("<network>", layer.name, f"unsupported layer kind {layer.kind!r}")

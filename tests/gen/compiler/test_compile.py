@@ -1,0 +1,97 @@
+"""The compiler: layout, instruction encoding, cycle model inputs, errors."""
+
+import numpy as np
+import pytest
+
+from nnloom.gen.compiler.compile import CompileError, compile_network
+from nnloom.gen.frontend.qtypes import QLayer, QuantizedNetwork
+from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.accel_isa import INSTRUCTION, INSTRUCTION_BITS, Op
+from nnloom.hw.packing import unpack
+from nnloom.sim.accel_models import digits_qnet
+
+CFG = AccelConfig(size=8, act_depth=256, wbuf_depth=512, pbuf_depth=32, acc_depth=64)
+
+
+@pytest.mark.parametrize("name", ["digits_mlp", "lenet_digits"])
+def test_program_structure(name):
+    _, qnet, xq, _, _ = digits_qnet(name)
+    prog = compile_network(qnet, CFG)
+    ops = [i["op"] for i in prog.instructions]
+    assert ops[0] == Op.LOAD_ACT and ops[-2:] == [Op.STORE_ACT, Op.END]
+    # the encoded program decodes back to the same instructions
+    raw = prog.program_bytes()
+    n = INSTRUCTION_BITS // 8
+    for k, ins in enumerate(prog.instructions):
+        assert unpack(INSTRUCTION, int.from_bytes(raw[k * n:(k + 1) * n], "little")) == ins
+    # every region is aligned and regions do not overlap
+    spans = sorted(prog.regions.values())
+    for (a, n1), (b, _) in zip(spans, spans[1:]):
+        assert a % 64 == 0 and a + n1 <= b
+    # input packing round-trips through the output unpacker's layout
+    x = xq[3]
+    assert prog.input_bytes(x)[:len(x.ravel())] is not None
+    # the model's cycles are the config's formulas summed over instructions
+    for layer in prog.layers:
+        ins = prog.instructions[layer.first:layer.first + layer.count]
+        want = sum(CFG.conv_cycles(i["kr"] * i["ks"] * i["cg"], i["e"] * i["f"])
+                   if i["op"] == Op.CONV else CFG.maxpool_cycles(i["e"], i["f"], i["cg"], i["kr"])
+                   for i in ins)
+        assert layer.cycles == want
+
+
+def test_weight_blocks_alternate_banks_and_release():
+    _, qnet, _, _, _ = digits_qnet("lenet_digits")
+    cfg = AccelConfig(size=4, act_depth=256, wbuf_depth=128, pbuf_depth=32, acc_depth=64)
+    prog = compile_network(qnet, cfg)
+    loads = [i for i in prog.instructions if i["op"] == Op.LOAD_BLOCK]
+    assert len(loads) > 2
+    assert [i["wbank"] for i in loads] == [k % 2 for k in range(len(loads))]
+    convs = [i for i in prog.instructions if i["op"] == Op.CONV]
+    assert sum(i["release"] for i in convs) == len(loads)
+
+
+def _tiny(kind, **kw):
+    base = dict(name="l0", kind=kind, in_shape=(1, 4, 4), out_shape=(1, 2, 2), in_scale=1.0,
+                in_zp=0, out_scale=1.0, out_zp=0)
+    base.update(kw)
+    return QuantizedNetwork("tiny", (1, 4, 4), 1.0, 0, [QLayer(**base)])
+
+
+@pytest.mark.parametrize("qnet,match", [
+    (_tiny("avgpool", kernel=(2, 2), stride=2), "avgpool"),
+    (_tiny("relu", out_shape=(1, 4, 4)), "relu"),
+    (_tiny("conv", weight=np.zeros((1, 1, 3, 3), int), bias=np.zeros(1, int),
+           mult=np.ones(1, int), shift=np.ones(1, int), kernel=(3, 3), in_zp=3), "zero point"),
+    (_tiny("conv", out_shape=(1, 40, 40), in_shape=(1, 40, 40), weight=np.zeros((1, 1, 1, 1), int),
+           bias=np.zeros(1, int), mult=np.ones(1, int), shift=np.ones(1, int), kernel=(1, 1)),
+     "accumulator holds"),
+])
+def test_unsupported_or_too_large(qnet, match):
+    cfg = CFG
+    if qnet.layers[0].kind == "conv" and qnet.layers[0].in_shape == (1, 40, 40):
+        qnet.input_shape = (1, 40, 40)
+        cfg = CFG.replace(act_depth=4096)
+    with pytest.raises(CompileError, match=match):
+        compile_network(qnet, cfg)
+
+
+def test_weights_too_large_for_a_bank():
+    _, qnet, _, _, _ = digits_qnet("digits_mlp")
+    cfg = AccelConfig(size=4, act_depth=256, wbuf_depth=16, pbuf_depth=32, acc_depth=64)
+    with pytest.raises(CompileError, match="weight bank holds 16"):
+        compile_network(qnet, cfg)
+
+
+def test_pooling_needs_the_pooling_unit():
+    from dataclasses import replace
+
+    from nnloom.gen.accelerator import quantize_network, size_config
+    from nnloom.gen.frontend.loaders import load_network
+    qnet = quantize_network(load_network("examples/lenet_digits.toml"))
+    cfg = size_config(qnet, 4)
+    assert cfg.maxpool and cfg.imem_depth >= 8
+    with pytest.raises(CompileError, match=r"no max-pooling unit \(maxpool=False\)"):
+        compile_network(qnet, replace(cfg, maxpool=False))
+    with pytest.raises(CompileError, match=r"instruction memory holds 2 \(imem_depth\)"):
+        compile_network(qnet, replace(cfg, imem_depth=2))
