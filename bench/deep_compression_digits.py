@@ -5,12 +5,12 @@ Adam, pruned to ``--density`` per layer by magnitude and retrained under the
 mask, then its weights are shared among 15 k-means centroids per layer (plus
 zero; 4-bit codes) with the centroids fine-tuned (the gradient of a shared
 weight is the sum over its members).  Accuracy is measured at each step, and
-finally through the EIE golden model (:func:`sim.golden.eie.spmv`, the
+finally through the EIE golden model (:func:`nnloom.sim.golden.eie.spmv`, the
 bit-exact integer semantics of the RTL) on 16-bit Q8.8 activations.
 
 Sizes (bits): dense = 32 per weight; pruned = 32-bit weight + 4-bit relative
 index per entry (fillers included) + 16-bit column pointers per PE; pruned +
-shared = :func:`gen.csc.storage_bits` (4-bit code + 4-bit index per entry,
+shared = :func:`nnloom.gen.compiler.csc.storage_bits` (4-bit code + 4-bit index per entry,
 pointers, 16 x 16-bit codebook).
 
     python bench/deep_compression_digits.py

@@ -2,7 +2,7 @@
 
 The nine layers of the EIE paper (input, output, weight density, activation
 density) run on a 64-PE cluster with queue depth 8 in the cycle model
-(:func:`gen.eie_perf.simulate_layer`, which the RTL meets exactly), with
+(:func:`nnloom.gen.perf.eie.simulate_layer`, which the RTL meets exactly), with
 random sparsity at the published densities.  Dense-equivalent throughput
 counts ``2 x input x output`` operations per layer at ``--mhz`` (800 MHz as
 in EIE); "compressed" counts the MACs actually done (2 per issued entry,

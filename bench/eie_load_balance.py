@@ -1,7 +1,7 @@
 """EIE load balance against activation-queue depth, from the cycle model.
 
 Efficiency = 1 - bubble cycles / (PEs x compute cycles), where a PE bubbles
-in a cycle in which it issues no entry (:class:`gen.eie_perf.LayerTiming`).
+in a cycle in which it issues no entry (:class:`nnloom.gen.perf.eie.LayerTiming`).
 The layer is Alex-7-like (weight density 9 %, activation density 35.3 %),
 at the sizes ``--points`` gives (PEs:size); the cycle model is the one the RTL meets
 exactly (tests/sim/test_eie.py).  ``--rtl`` also runs a small layer on the

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--costs", default="eyeriss",
                     help=f"a built-in cost table ({', '.join(sorted(TABLES))}) or a TOML file "
-                         "with a [costs] table (see gen/energy.py)")
+                         "with a [costs] table (see gen/perf/energy.py)")
     ap.add_argument("--rtl", action="store_true", help="also run the scaled-down layer in RTL")
     args = ap.parse_args(argv)
     if args.costs in TABLES:

@@ -1,8 +1,8 @@
 """Board figures: the largest systolic array that fits each board, built.
 
 For the ULX3S 85F and the iCEBreaker: the planner's choice for the network
-(array-only model, :mod:`gen.plan`), the largest square P x P accelerator
-(P = 2 on a 16-bit bus, or a multiple of 4) the board-top fit check admits (:mod:`fpga.fit`), and
+(array-only model, :mod:`nnloom.gen.planner.plan`), the largest square P x P accelerator
+(P = 2 on a 16-bit bus, or a multiple of 4) the board-top fit check admits (:mod:`nnloom.fpga.fit`), and
 that design built with the YoWASP toolchain: fmax, DSP, LUT and block-RAM
 use, peak GOPS (2 ops per MAC, P*P MACs per cycle, at the lower of fmax and
 the board clock, and at fmax) and GOPS per DSP, beside DNN Weaver's 32 x 32

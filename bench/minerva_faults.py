@@ -8,20 +8,20 @@
    the Razor SRAM), activations Q4.4 (digits' hidden activations reach ~8,
    so Minerva's Q2.4 saturates: 6-19% error instead of ~3%).  Biases are the
    last weight column, met by a constant input 1.0.  Inference is the golden
-   model of the lanes (:func:`sim.golden.minerva.fc_layer`), bit-exact.
+   model of the lanes (:func:`nnloom.sim.golden.minerva.fc_layer`), bit-exact.
 3. Prune: the largest threshold (activation codes) whose mean error stays
    within the iso-training noise (ITN) of the unpruned model.
 4. ITN: mean error ``mu`` and standard deviation ``sigma`` of the pruned
    quantized models over the seeds; bound = ``mu + sigma``.
 5. Faults: each weight bit flips with probability ``p`` (persistent, before
    prediction, every flip flagged by Razor), ``p`` = 1e-5 .. 1e-1; masking
-   none / word / bit (:mod:`sim.golden.razor`), plus ``bit*`` (bit masking
+   none / word / bit (:mod:`nnloom.sim.golden.razor`), plus ``bit*`` (bit masking
    if the sign column never faulted, a what-if); error averaged over every
    model and ``--trials`` fault maps (the same maps for every mode).
 6. Highest tolerable ``p`` per mode (last grid point before the mean error
    leaves the bound, and the log-interpolated crossing) and the ratios.
 7. RTL points: the seed-0 model runs through the emitted Verilog of
-   :class:`hw.minerva.MinervaLanes` (4 lanes, Razor SRAMs with the persistent
+   :class:`nnloom.hw.minerva.MinervaLanes` (4 lanes, Razor SRAMs with the persistent
    LFSR injector) on ``--rtl-images`` test images; the cocotb testbench holds
    every result beat equal to the golden model, and the RTL predictions'
    error is printed beside the curve.

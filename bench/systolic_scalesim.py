@@ -2,7 +2,7 @@
 
 For each array size and dataflow, one SCALE-Sim run (in its own venv, see
 bench/scalesim_tool.py) over the three GEMMs of bench/systolic_utilization.py;
-ours from :meth:`hw.systolic.SystolicConfig.gemm_cycles` (the RTL meets it
+ours from :meth:`nnloom.hw.systolic.SystolicConfig.gemm_cycles` (the RTL meets it
 exactly).  Also printed: SCALE-Sim's count predicted by the closed form read
 off its source (:func:`scalesim_tool.scalesim_cycles_formula`), as a check
 that the explanation in docs/systolic.md is the whole story.

@@ -1,7 +1,7 @@
 """Utilization of the systolic array on three GEMMs, from the cycle formula.
 
 Utilization = MACs / (R x C x cycles), cycles from
-:meth:`hw.systolic.SystolicConfig.gemm_cycles`, which the RTL meets exactly
+:meth:`nnloom.hw.systolic.SystolicConfig.gemm_cycles`, which the RTL meets exactly
 (tests/sim/test_systolic.py asserts the measured counts equal it).
 
     python bench/systolic_utilization.py

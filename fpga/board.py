@@ -1,8 +1,8 @@
-"""The platform layer around :class:`hw.board_top.BoardTop`: clock, reset and
+"""The platform layer around :class:`nnloom.hw.board_top.BoardTop`: clock, reset and
 pins for an amaranth-boards platform.
 
 Clock: when the target clock equals the board's oscillator (the planner's
-default clock for every board in :mod:`gen.boards`), the design runs from
+default clock for every board in :mod:`nnloom.gen.planner.boards`), the design runs from
 the oscillator and the platform makes the ``sync`` domain (iCE40: with
 amaranth's power-on reset delay).  Otherwise on ECP5 an ``EHXPLLL`` makes the
 target (the closest frequency :func:`ecp5_pll` finds, feedback from CLKOP,

@@ -1,13 +1,13 @@
 """``nnloom fpga build``: from a network to a bitstream for a board.
 
 Steps: quantize the network; take the array size from the planner's plan for
-the board (:func:`gen.accelerator.config_for_board`) or ``--size``; compile
+the board (:func:`nnloom.gen.accelerator.config_for_board`) or ``--size``; compile
 the program (its DRAM image sizes the board RAM); check the fit with
-:mod:`fpga.fit` (a design that does not fit stops here, before any tool
+:mod:`nnloom.fpga.fit` (a design that does not fit stops here, before any tool
 runs); then the amaranth-boards platform's ``build()`` runs Yosys, nextpnr
 and the packer (the YoWASP builds from PyPI, set through the environment
 variables amaranth reads: :data:`TOOLCHAIN`); last, the reports are read
-(:mod:`fpga.reports`) and ``report.json`` is written beside the bitstream.
+(:mod:`nnloom.fpga.reports`) and ``report.json`` is written beside the bitstream.
 
 Synthesis options: iCE40 ``synth_ice40 -dsp -spram`` after a DSP budget
 (:func:`ice40_dsp_script`): Yosys would map every multiplier to an SB_MAC16
@@ -72,7 +72,7 @@ def prepare(network_path, board_name: str, *, size: int | None = None):
     same function sizes the build and the host run, so both agree.
 
     Without ``size``: the planner's array (:func:`gen.accelerator.config_for_board`),
-    or the largest smaller one whose board top fits (:func:`fpga.fit.largest_fit`)
+    or the largest smaller one whose board top fits (:func:`nnloom.fpga.fit.largest_fit`)
     if the planner's does not."""
     from nnloom.gen.accelerator import config_for_board, quantize_network, size_config
     from nnloom.gen.compiler.compile import compile_network

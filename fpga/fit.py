@@ -1,13 +1,13 @@
 """Will the board top fit?  An estimate before synthesis.
 
-:func:`board_estimate` adds up, for a :class:`~hw.accel_core.AccelConfig` on
+:func:`board_estimate` adds up, for a :class:`~nnloom.hw.accel_core.AccelConfig` on
 a board:
 
 * the P x P weight-stationary array (``config.systolic``: exact-width column
-  sums, no result FIFO) from :func:`gen.resources.estimate`, the planner's
+  sums, no result FIFO) from :func:`nnloom.gen.perf.resources.estimate`, the planner's
   model, with all DSPs but the requantization's :data:`REQUANT_DSPS` given
   to PEs (on iCE40 the build turns the PE products beyond that into Booth
-  LUT multipliers, :func:`fpga.build.ice40_dsp_script`);
+  LUT multipliers, :func:`nnloom.fpga.build.ice40_dsp_script`);
 * the rest of the accelerator (requantization, feeders, controller, DMA,
   registers, AXI masters) and the UART bridge, board RAM port and LEDs:
   :data:`OVERHEAD`, ``fixed + per_p * P``.  ECP5: calibrated on builds of
@@ -27,7 +27,7 @@ a board:
 * block RAM counted in blocks, memory by memory (width and depth decide,
   not bits); the board RAM in EBR / DP16KD on ECP5, and on the iCE40 UP5K in
   SPRAM (two 16K x 16 SB_SPRAM256KA side by side per 16,384 words; the
-  build asks for it, :func:`fpga.build.ice40_spram_script`).  A one-word
+  build asks for it, :func:`nnloom.fpga.build.ice40_spram_script`).  A one-word
   accumulator is a register, not a block.
 
 :func:`check_fit` raises :class:`FitError` naming the first resource that
@@ -144,7 +144,7 @@ def check_fit(cfg: AccelConfig, board: Board, mem_depth: int, *, where: str = ""
 def largest_fit(qnet, board: Board, *, upto: int = SIZES[-1]):
     """The largest array of side at most ``upto`` whose board top fits:
     ``(AccelConfig, mem_depth, error)``, sized by
-    :func:`gen.accelerator.size_config`, with the :class:`FitError` of the
+    :func:`nnloom.gen.accelerator.size_config`, with the :class:`FitError` of the
     next size up (None if that is beyond ``upto``); or ``(None, None,
     FitError)`` of the smallest side when none fits.  Each candidate's
     program is compiled, so that its DRAM image sizes the board RAM."""

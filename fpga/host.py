@@ -38,7 +38,7 @@ def check_board(port, cfg) -> int:
 
 def run_samples(port, prog, reference, xq, samples) -> list[dict]:
     """Infer each test sample on the board; compare with ``reference(x)``, the
-    golden model's output (the CLI passes :func:`sim.golden.qnet.run`'s)."""
+    golden model's output (the CLI passes :func:`nnloom.sim.golden.qnet.run`'s)."""
     rows = []
     for k, s in enumerate(samples):
         y, counters = link.run_sync(link.infer(prog, xq[s], load=k == 0), port)

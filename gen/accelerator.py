@@ -42,7 +42,7 @@ DIGITS_SHAPES = ((64,), (1, 8, 8))
 
 
 def quantize_network(network, calibration=None):
-    """int8 :class:`~gen.qtypes.QuantizedNetwork` of a float network."""
+    """int8 :class:`~nnloom.gen.frontend.qtypes.QuantizedNetwork` of a float network."""
     if calibration is None:
         if tuple(network.input_shape) not in DIGITS_SHAPES:
             raise ValueError(f"{network.source}: input.shape: calibration data needed for "
@@ -101,7 +101,7 @@ def size_config(qnet, size: int = 8, data_width: int | None = None) -> AccelConf
 def config_for_board(network, qnet, board: str) -> tuple[AccelConfig, object]:
     """Array size from the planner's plan for ``board``: the largest side
     P (2, or a multiple of 4) with P * P no more than the planner's PEs.
-    (The planner sizes the array alone; :func:`fpga.fit.largest_fit` checks
+    (The planner sizes the array alone; :func:`nnloom.fpga.fit.largest_fit` checks
     the whole board top.)"""
     from nnloom.gen.planner.boards import board as get_board
     from nnloom.gen.planner.plan import plan
@@ -195,7 +195,7 @@ LAYER0 + 4 i: compute cycles of layer i.
 
 All addresses in the program are absolute DRAM byte addresses assuming the image is
 loaded at 0; rebuild with another base if needed. The input region takes one sample
-in the channels-last int8 layout (`input_bytes` in gen/compile.py); the output region
+in the channels-last int8 layout (`input_bytes` in gen/compiler/compile.py); the output region
 holds the result in the same layout.
 
 ## Running one inference

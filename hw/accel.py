@@ -1,10 +1,10 @@
 """The accelerator top: AXI4-Lite registers, program loader, controller, DMA,
-and the compute core (:mod:`hw.accel_core`).
+and the compute core (:mod:`nnloom.hw.accel_core`).
 
 Members: ``s_axil`` (In(:class:`~hw.axi.AxiLiteSignature`), 12-bit byte
 addresses), ``m_axi`` (Out(:class:`~hw.axi.Axi4Signature`), the DRAM master:
-reads through :class:`~hw.axi_master.AxiReader`, writes through
-:class:`~hw.axi_master.AxiWriter`), ``irq`` (Out).
+reads through :class:`~nnloom.hw.axi_master.AxiReader`, writes through
+:class:`~nnloom.hw.axi_master.AxiWriter`), ``irq`` (Out).
 
 Registers (32-bit, byte offsets; see docs/accelerator.md):
 

@@ -10,7 +10,7 @@ Data layout (word = P int8 lanes, lane 0 in the low byte):
 * weight banks: a CONV output group (P filters) is ``KT = KR * KS * CG`` weight
   tiles of P words; tile ``kt = (r * KS + s) * CG + g``, word ``i`` holds the
   P filters' weights for channel ``g * P + i`` at kernel position (r, s);
-* parameter banks: one :data:`~hw.accel_isa.PARAM_ENTRY` per output channel.
+* parameter banks: one :data:`~nnloom.hw.accel_isa.PARAM_ENTRY` per output channel.
 
 A CONV instruction runs one output group as a GEMM on the weight-stationary
 array: for each weight tile, one activation word per output pixel (the
@@ -90,7 +90,7 @@ class AccelConfig(Config):
     @property
     def memories(self) -> dict[str, tuple[int, int]]:
         """``(depth, width in bits)`` of each on-chip memory: the RTL builds
-        these and :mod:`fpga.fit` counts their block RAMs.  Activation, weight
+        these and :mod:`nnloom.fpga.fit` counts their block RAMs.  Activation, weight
         and parameter memories hold two banks; the program memory is one bus
         word wide; an accumulator of depth 1 is a register."""
         P, dw = self.size, self.data_width

@@ -2,7 +2,7 @@
 
 Every instruction is 512 bits (sixteen little-endian 32-bit words in DRAM) laid
 out as :data:`INSTRUCTION`; fields an opcode does not use are zero.  The
-compiler (:mod:`gen.compile`) packs instructions with this layout and the
+compiler (:mod:`nnloom.gen.compiler.compile`) packs instructions with this layout and the
 controller decodes them with it, so the encoding is written down once.
 
 =====  ===========  ========================================================

@@ -6,14 +6,14 @@ emitted Verilog, which is what cocotbext-axi binds with
 ``AxiBus.from_prefix(dut, "m_axi_")`` (it joins prefix and signal name with
 ``"_"``).  Directions are those of the *master*; a slave takes ``In(sig)``.
 
-Configs (one frozen :class:`~hw.params.Config` per component):
+Configs (one frozen :class:`~nnloom.hw.params.Config` per component):
 
 * :class:`AxiLiteRegsConfig` -- ``axil-regs``, AXI4-Lite slave to a register bus
-  (:mod:`hw.axi_lite`);
+  (:mod:`nnloom.hw.axi_lite`);
 * :class:`AxiReaderConfig` -- ``axi-reader``, AXI4 read master
-  (:mod:`hw.axi_master`);
+  (:mod:`nnloom.hw.axi_master`);
 * :class:`AxiWriterConfig` -- ``axi-writer``, AXI4 write master
-  (:mod:`hw.axi_master`).
+  (:mod:`nnloom.hw.axi_master`).
 
 The burst splitting rule and the cycle models of the masters live here, so
 the hardware, the testbenches and the performance model read the same code.
@@ -120,7 +120,7 @@ class Axi4Signature(wiring.Signature):
 
 
 class RegBusSignature(wiring.Signature):
-    """Simple register bus driven by :class:`hw.axi_lite.AxiLiteRegs`.
+    """Simple register bus driven by :class:`nnloom.hw.axi_lite.AxiLiteRegs`.
 
     Members: ``addr`` (Out, ``addr_width`` bits, *word* address), ``w_data``
     (Out, 32), ``w_strb`` (Out, 4), ``w_en`` (Out, 1-cycle pulse), ``r_en``
@@ -145,7 +145,7 @@ class RegBusSignature(wiring.Signature):
 
 @dataclass(frozen=True)
 class AxiLiteRegsConfig(Config):
-    """AXI4-Lite slave to a register bus (see :mod:`hw.axi_lite`)."""
+    """AXI4-Lite slave to a register bus (see :mod:`nnloom.hw.axi_lite`)."""
 
     component = "axil-regs"
 
@@ -268,7 +268,7 @@ class AxiMasterConfig(Config):
 
 @dataclass(frozen=True)
 class AxiReaderConfig(AxiMasterConfig):
-    """AXI4 read master (see :class:`hw.axi_master.AxiReader`)."""
+    """AXI4 read master (see :class:`nnloom.hw.axi_master.AxiReader`)."""
 
     component = "axi-reader"
 
@@ -299,7 +299,7 @@ class AxiReaderConfig(AxiMasterConfig):
 
 @dataclass(frozen=True)
 class AxiWriterConfig(AxiMasterConfig):
-    """AXI4 write master (see :class:`hw.axi_master.AxiWriter`)."""
+    """AXI4 write master (see :class:`nnloom.hw.axi_master.AxiWriter`)."""
 
     component = "axi-writer"
 

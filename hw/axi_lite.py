@@ -31,7 +31,7 @@ class AxiLiteRegs(wiring.Component):
     """AXI4-Lite slave -> register bus.
 
     Members: ``axil`` (In(:class:`~hw.axi.AxiLiteSignature`)), ``bus``
-    (Out(:class:`~hw.axi.RegBusSignature`)).
+    (Out(:class:`~nnloom.hw.axi.RegBusSignature`)).
     """
 
     def __init__(self, config: AxiLiteRegsConfig):

@@ -2,7 +2,7 @@
 
 Both masters split a command into INCR bursts with :class:`BurstSplitter`
 (at most ``max_burst`` beats, never crossing a 4 KB boundary; the same rule
-as :meth:`hw.axi.AxiMasterConfig.bursts`), keep up to ``max_outstanding``
+as :meth:`nnloom.hw.axi.AxiMasterConfig.bursts`), keep up to ``max_outstanding``
 bursts in flight, use id 0, full-width beats (AxSIZE = log2(data_width/8)),
 all-ones write strobes, and constant ``lock=0``, ``cache=0b0011``,
 ``prot=0``, ``qos=0``.

@@ -1,6 +1,6 @@
 """The board top: the accelerator, block RAM as its memory, and a UART host
 link; the same RTL is simulated (tests/sim/test_uart_host.py) and built for
-boards (:mod:`fpga.build`, which adds the clock, reset and pins).
+boards (:mod:`nnloom.fpga.build`, which adds the clock, reset and pins).
 
 Inside :class:`BoardTop`::
 

@@ -18,7 +18,7 @@ Compute
     out ``ceil(out_len / pes)`` rows in every PE
     (:meth:`EIEConfig.writeout_cycles`), swaps source and destination and
     returns to I/O mode.  ``cycles`` counts the layer's cycles (``busy``
-    high), the figure :func:`gen.eie_perf.simulate_layer` predicts.
+    high), the figure :func:`nnloom.gen.perf.eie.simulate_layer` predicts.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Configuration of the EIE sparse engine (PE, LNZD tree, cluster).
 
-One :class:`EIEConfig` drives the PE (:mod:`hw.eie_pe`), the LNZD tree
-(:mod:`hw.lnzd`), the cluster (:mod:`hw.eie`), the memory image builder
-(:mod:`gen.eie_image`), the cycle model (:mod:`gen.eie_perf`), the golden
-model (:mod:`sim.golden.eie`) and the testbench.
+One :class:`EIEConfig` drives the PE (:mod:`nnloom.hw.eie_pe`), the LNZD tree
+(:mod:`nnloom.hw.lnzd`), the cluster (:mod:`nnloom.hw.eie`), the memory image builder
+(:mod:`nnloom.gen.compiler.eie_image`), the cycle model (:mod:`nnloom.gen.perf.eie`), the golden
+model (:mod:`nnloom.sim.golden.eie`) and the testbench.
 
 Number formats (integer semantics, the golden model does the same):
 

@@ -1,6 +1,6 @@
 """One EIE processing element.
 
-Pipeline, one cycle per stage (the cycle model :mod:`gen.eie_perf` follows
+Pipeline, one cycle per stage (the cycle model :mod:`nnloom.gen.perf.eie` follows
 the same rules; :class:`EIEConfig` gives the number formats):
 
 queue

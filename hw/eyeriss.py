@@ -1,5 +1,5 @@
-"""Eyeriss row-stationary engine: the PE (:mod:`hw.eyeriss_pe`) and the PE
-array with its global buffer and counters (:mod:`hw.eyeriss_array`)."""
+"""Eyeriss row-stationary engine: the PE (:mod:`nnloom.hw.eyeriss_pe`) and the PE
+array with its global buffer and counters (:mod:`nnloom.hw.eyeriss_array`)."""
 
 from .eyeriss_array import EyerissArray
 from .eyeriss_pe import EyerissConfig, EyerissPE

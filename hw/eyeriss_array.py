@@ -13,7 +13,7 @@ mapping arrive on the ``layer`` port (filled by :mod:`gen.eyeriss_map`):
 * PE column j computes output row ``e0 + j``; an output height E > W is cut
   into strips of W columns that run one after the other (folding).
 
-Phases (each takes an exact number of cycles; :func:`gen.eyeriss_map.predict`
+Phases (each takes an exact number of cycles; :func:`nnloom.gen.compiler.eyeriss_map.predict`
 lays them out as a timeline):
 
 ``LOAD``  the padded ifmap (C x Hp x Wp words, row-major) arrives on ``inp``
@@ -62,7 +62,7 @@ __all__ = ["EyerissArray"]
 class EyerissArray(wiring.Component):
     """H x W row-stationary PE array (see the module docstring).
 
-    Parameters: an :class:`~hw.eyeriss_pe.EyerissConfig`.
+    Parameters: an :class:`~nnloom.hw.eyeriss_pe.EyerissConfig`.
 
     Members:
       ``layer`` (In, ``config.layer_layout``): held stable while ``busy``;

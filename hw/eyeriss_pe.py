@@ -105,7 +105,7 @@ class EyerissConfig(Config):
     @property
     def layer_layout(self) -> data.StructLayout:
         """The runtime layer descriptor (the ``layer`` port), filled by the mapper
-        (:func:`gen.eyeriss_map.layer_fields`)."""
+        (:func:`nnloom.gen.compiler.eyeriss_map.layer_fields`)."""
         d = unsigned(self.dim_width)
         return data.StructLayout({
             "c": d, "hp": d, "wp": d,        # ifmap channels, padded height, width

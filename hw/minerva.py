@@ -3,7 +3,7 @@
 ``lanes`` parallel lanes compute one fully connected layer
 ``y = act(W @ x)`` (Reagen et al., ISCA 2016, section 7).  Output neuron
 ``j`` belongs to lane ``j % lanes``, in output group ``g = j // lanes``;
-each lane keeps its weights in its own :class:`~hw.razor_sram.RazorSram` at
+each lane keeps its weights in its own :class:`~nnloom.hw.razor_sram.RazorSram` at
 address ``g * max_inputs + i`` (:meth:`MinervaConfig.weight_address`).
 
 Operation:
@@ -23,7 +23,7 @@ Operation:
    accumulator ``acc`` and activation ``act``.  A group starts only with room
    for its result (credit against the FIFO), so back-pressure loses nothing.
 
-Integer semantics (golden model :mod:`sim.golden.minerva`): weights are
+Integer semantics (golden model :mod:`nnloom.sim.golden.minerva`): weights are
 ``w_int + w_frac``-bit two's complement (Qw_int.w_frac), activations
 ``a_int + a_frac`` bits (Qa_int.a_frac); products are exact; the accumulator
 is ``acc_width`` bits and cannot overflow (checked:

@@ -23,7 +23,7 @@ correcting them.  This wrapper models that around
   ``clear`` zeroes them.
 
 The rules, the injector's exact LFSR sequence and the counters are specified
-(and modelled bit for bit) in :mod:`sim.golden.razor`.
+(and modelled bit for bit) in :mod:`nnloom.sim.golden.razor`.
 """
 
 from __future__ import annotations

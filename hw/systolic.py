@@ -8,7 +8,7 @@ streams are throttled by a credit count against the FIFO's free space, so a
 stalled result consumer loses nothing and the array needs no global clock
 enable.
 
-Integer semantics (the golden model, :func:`sim.golden.gemm.gemm`, implements
+Integer semantics (the golden model, :func:`nnloom.sim.golden.gemm.gemm`, implements
 the same words):
 
 * operands are ``a_width`` / ``w_width`` bits, both signed (two's complement)

@@ -1,6 +1,6 @@
 """A UART bridge: a host reads and writes 32-bit words in two address
 spaces, the registers (an AXI4-Lite master) and the memory (the host port of
-:class:`hw.axi_bram.AxiBram`).
+:class:`nnloom.hw.axi_bram.AxiBram`).
 
 Byte format (every multi-byte field little-endian):
 

@@ -1,10 +1,10 @@
-"""The host side of the UART bridge (:mod:`hw.uart_bridge`), written once and
+"""The host side of the UART bridge (:mod:`nnloom.hw.uart_bridge`), written once and
 run two ways.
 
 Every operation is a generator ("sans-I/O"): it yields :class:`Send` (bytes
 to put on the line) and :class:`Recv` (a number of bytes it needs) and is
 sent the received bytes back.  :func:`run_sync` drives an operation over a
-pyserial port (:mod:`fpga.host`); :func:`run_async` drives the *same*
+pyserial port (:mod:`nnloom.fpga.host`); :func:`run_async` drives the *same*
 generators over the simulated board top's UART pins
 (sim/tb/uart_tb.py), so the protocol the board runs is the protocol the
 test checked.

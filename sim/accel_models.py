@@ -3,7 +3,7 @@ and the demo.
 
 ``digits_qnet(name_or_path)`` loads an examples/ network by name (or any TOML
 / ONNX path) with its weights, quantizes it with
-:func:`gen.accelerator.quantize_network` (int8, calibrated on the first 256
+:func:`nnloom.gen.accelerator.quantize_network` (int8, calibrated on the first 256
 training digits), and returns it with the quantized digits test split.
 Everything is deterministic, so a cocotb process and the pytest process that
 started it build the same network.

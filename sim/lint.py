@@ -1,7 +1,7 @@
 """Lint emitted Verilog: ``verilator --lint-only`` and Yosys ``check -assert``.
 
 Both return ``(ok, output)``; tests assert ``ok`` and show ``output``.
-Verilator runs with :data:`sim.runner.VERILATOR_WAIVERS` and nothing else.
+Verilator runs with :data:`nnloom.sim.runner.VERILATOR_WAIVERS` and nothing else.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 For the onnxruntime cross-check and the loader tests:
 
-* :func:`to_onnx` - a float :class:`gen.network.Network` as Conv / Gemm /
+* :func:`to_onnx` - a float :class:`nnloom.gen.frontend.network.Network` as Conv / Gemm /
   Relu / MaxPool / AveragePool / Flatten;
-* :func:`to_qdq` - a :class:`gen.qtypes.QuantizedNetwork` in QDQ form
+* :func:`to_qdq` - a :class:`nnloom.gen.frontend.qtypes.QuantizedNetwork` in QDQ form
   (QuantizeLinear / DequantizeLinear around float operators);
 * :func:`to_qlinear` - the same in QOperator form (QLinearConv,
   QLinearMatMul, QLinearAveragePool, MaxPool / Relu / Flatten on int8);

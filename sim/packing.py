@@ -1,4 +1,4 @@
-"""Re-export of :mod:`hw.packing` (the layout packer lives with the layouts)."""
+"""Re-export of :mod:`nnloom.hw.packing` (the layout packer lives with the layouts)."""
 
 from nnloom.hw.packing import pack, unpack, width_of  # noqa: F401
 

@@ -3,7 +3,7 @@
 :func:`run` takes an Amaranth component (or Verilog text), a cocotb test
 module and a dict of parameters, and
 
-1. writes the Verilog (via :func:`gen.verilog.to_verilog`),
+1. writes the Verilog (via :func:`nnloom.gen.verilog.to_verilog`),
 2. builds it once per distinct (Verilog, simulator, options): builds are
    cached under ``$NNLOOM_CACHE`` (default ``~/.cache/nnloom``) by a SHA-256
    of all of these, and a file lock makes parallel pytest-xdist workers share

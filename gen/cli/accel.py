@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["cmd_generate", "cmd_simulate", "cmd_demo"]
 
-TEST_DIGITS = 359      # size of gen.train.digits_split's test split
+TEST_DIGITS = 359      # size of nnloom.gen.train.digits.digits_split's test split
 DIGITS_NOTE = "simulate feeds the digits test split: the network's input must be [64] or [1, 8, 8]"
 
 
@@ -247,7 +247,7 @@ def _report(summaries, accs, out_dir: Path):
             lines.append(f"| {r['name']} | {r['type']} | {r['macs']:,} | {r['cycles']:,} | "
                          f"{r['model_cycles']:,} | {r['utilization']:.1%} |")
         lines.append("")
-    lines += ["Energy uses the Horowitz 45 nm table (gen/energy.py) on the program's access "
+    lines += ["Energy uses the Horowitz 45 nm table (gen/perf/energy.py) on the program's access "
               "counts (gen/accelerator.py: energy_estimate).", ""]
     (out_dir / "report.md").write_text("\n".join(lines))
 

@@ -1,7 +1,7 @@
 """``nnloom fpga build`` and ``nnloom fpga run`` (see docs/boards.md).
 
 Bad input, an unknown board, and a design that does not fit are one line on
-stderr and exit status 2 (through :class:`gen.cli.UsageError`); a tool that
+stderr and exit status 2 (through :class:`nnloom.gen.cli.UsageError`); a tool that
 fails is exit status 1 with the end of its log.
 """
 

@@ -1,6 +1,6 @@
 """Compiler: a quantized network and an accelerator config -> a program.
 
-The program is the instruction stream (:mod:`hw.accel_isa`), a DRAM image
+The program is the instruction stream (:mod:`nnloom.hw.accel_isa`), a DRAM image
 (program, weights, parameters, room for the input and the output), an address
 map and a layer table with each layer's exact compute cycles.
 

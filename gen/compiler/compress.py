@@ -13,7 +13,7 @@ Pipeline (Han et al., Deep Compression / EIE):
    entries: code 0 is weight zero (pruned weights and filler entries), codes
    1..``clusters`` the shared weights; so ``clusters`` is at most 15 and the
    default 15 non-zero centroids + zero make the 16 shared weights of EIE.
-4. :func:`gen.csc.encode` lays the codes out per PE.
+4. :func:`nnloom.gen.compiler.csc.encode` lays the codes out per PE.
 
 :func:`compress_layer` does all four; errors are :class:`CompressError`
 (a ``ValueError``) naming the field and its limit.

@@ -18,7 +18,7 @@ entry in the PE's entry list; ``ptr[j+1] - ptr[j]`` its entry count.
 :func:`encode` and :func:`decode` are exact inverses on code matrices;
 :func:`storage_bits` does the storage accounting.  The memory image that
 loads layers into a configured cluster (and its capacity errors) is in
-:mod:`gen.eie_image`.
+:mod:`nnloom.gen.compiler.eie_image`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ entries of earlier layers come first), and layer ``L`` uses codebook slot
 and its limit) when a layer does not fit the configured memories.
 
 :meth:`ClusterImage.io_beats` lists the I/O-mode writes that load the image
-(:attr:`hw.eie_config.EIEConfig.io_layout`), :meth:`ClusterImage.act_beats`
+(:attr:`nnloom.hw.eie_config.EIEConfig.io_layout`), :meth:`ClusterImage.act_beats`
 those that load an input vector, :meth:`ClusterImage.cmd` a layer's command.
 """
 

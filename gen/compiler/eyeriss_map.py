@@ -1,12 +1,12 @@
 """Row-stationary mapping of a convolution layer onto the Eyeriss PE array.
 
 :func:`choose_mapping` picks ``p`` (filters per PE) and ``q`` (channels per
-PE) for a layer on a given :class:`~hw.eyeriss_pe.EyerissConfig`, with the
+PE) for a layer on a given :class:`~nnloom.hw.eyeriss_pe.EyerissConfig`, with the
 replication (``rv = H // R`` copies of the R x E PE set stacked in the
 array's rows, each on its own q channels) and the folding (E cut into strips
 of W columns; R > H filter rows in row passes of H; channels in passes of
 ``rv*q``; filters in groups of ``p``)
-that :class:`~hw.eyeriss_array.EyerissArray` runs.  :func:`layer_fields`
+that :class:`~nnloom.hw.eyeriss_array.EyerissArray` runs.  :func:`layer_fields`
 gives the ``layer`` port's values, :func:`input_words` the words of the
 ``inp`` stream (the schedule's data order), and :func:`predict` the cycles
 and every hardware counter, exactly (data-dependent counts such as gated

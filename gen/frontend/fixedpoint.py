@@ -20,7 +20,7 @@ the same rounding choices, then saturation); the hardware uses
 ``"half_up"`` there because it is an adder and a shift (on the non-negative
 values after ReLU it equals ``"half_away"``).
 
-Used by the Minerva lane (:mod:`hw.minerva`), its golden model and the
+Used by the Minerva lane (:mod:`nnloom.hw.minerva`), its golden model and the
 fault study, and importable by any layer that needs per-layer Qm.n.
 """
 

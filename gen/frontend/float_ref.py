@@ -1,9 +1,9 @@
-"""The float reference of a :class:`gen.network.Network`, batched.
+"""The float reference of a :class:`nnloom.gen.frontend.network.Network`, batched.
 
 :func:`run_float` runs every layer in float64 on a batch and returns every
 layer's output.  The helpers :func:`windows` and :func:`im2col` are shared
-with training (:mod:`gen.train`) and the integer golden model
-(:mod:`sim.golden.qnet`), which imports them from here: the flow (``gen``)
+with training (:mod:`nnloom.gen.train.digits`) and the integer golden model
+(:mod:`nnloom.sim.golden.qnet`), which imports them from here: the flow (``gen``)
 does not depend on the simulation package.
 """
 

@@ -14,7 +14,7 @@ network without weights is still good for timing (the performance model and
 the planner).
 
 Loaders (TOML, ONNX, SCALE-Sim CSV) build networks from files; see
-:mod:`gen.loaders`.
+:mod:`nnloom.gen.frontend.loaders`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Post-training quantization of a float :class:`Network` with weights.
 
-Two formats, both producing a :class:`gen.qtypes.QuantizedNetwork` whose
-arithmetic is the contract in :mod:`gen.qtypes`:
+Two formats, both producing a :class:`nnloom.gen.frontend.qtypes.QuantizedNetwork` whose
+arithmetic is the contract in :mod:`nnloom.gen.frontend.qtypes`:
 
 ``int8``
     Weights symmetric per output channel: ``w_scale[c] = max|w[c]| / 127``,

@@ -1,11 +1,11 @@
 """Weight-stationary and output-stationary access models, for comparing with
-row-stationary (:mod:`gen.eyeriss_map`) on the same layer, array size and
+row-stationary (:mod:`nnloom.gen.compiler.eyeriss_map`) on the same layer, array size and
 cost table (Chen, Emer, Sze, ISCA 2016, section on dataflow comparison).
 
 Both treat the convolution as the GEMM of im2col: A is (E*F) x K with
 K = C*R*S, B is K x M, on an H x W array, with N = M*K*E*F MACs.
 
-Weight stationary (the systolic WS array of :mod:`hw.systolic`): K runs
+Weight stationary (the systolic WS array of :mod:`nnloom.hw.systolic`): K runs
 down the H rows, M across the W columns; a tile holds H x W weights, one per
 PE register.  Per MAC: one RF read of the weight; the activation and the
 psum each move one PE (2 array accesses).  Buffer: every weight read once;

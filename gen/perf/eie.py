@@ -58,7 +58,7 @@ def simulate_layer(cfg: EIEConfig, counts: np.ndarray, act, out_len: int) -> Lay
     """Timing of one layer.
 
     ``counts``: ``pes x in_len`` entries per column slice (fillers included,
-    e.g. :meth:`gen.csc.CSCMatrix.counts`); ``act``: the input vector (only
+    e.g. :meth:`nnloom.gen.compiler.csc.CSCMatrix.counts`); ``act``: the input vector (only
     which elements are non-zero matters); ``out_len``: output rows.
     """
     N, D = cfg.pes, cfg.queue_depth
@@ -155,7 +155,7 @@ def random_counts(rng: np.random.Generator, rows: int, cols: int, pes: int,
     """Entry counts (``pes x cols``, fillers included) of a random ``rows x cols``
     matrix with i.i.d. non-zeros of probability ``density``, without building
     its encoding: per column slice, non-zeros plus one filler per 16 zeros of
-    each run of more than 15 before a non-zero (the rule of :mod:`gen.csc`)."""
+    each run of more than 15 before a non-zero (the rule of :mod:`nnloom.gen.compiler.csc`)."""
     out = np.zeros((pes, cols), dtype=np.int64)
     for k in range(pes):
         local = rng.random((cols, max(0, (rows - k + pes - 1) // pes))) < density

@@ -1,26 +1,26 @@
-"""Per-layer hooks that put the Eyeriss and EIE models into :mod:`gen.perf`.
+"""Per-layer hooks that put the Eyeriss and EIE models into :mod:`nnloom.gen.perf.model`.
 
 Each hook takes ``(layer, in_shape, **options)`` and returns the dict that
-:func:`gen.perf.network_perf` turns into a :class:`gen.perf.LayerPerf`.  The
+:func:`nnloom.gen.perf.model.network_perf` turns into a :class:`nnloom.gen.perf.model.LayerPerf`.  The
 engines' own models are imported on first use; if one is missing, or a
-layer cannot run on the engine, :class:`gen.perf.EngineUnavailable` says so
+layer cannot run on the engine, :class:`nnloom.gen.perf.model.EngineUnavailable` says so
 in one line.  Units follow docs/perf.md: ``rf`` and ``array`` in accesses,
 ``buffer`` and ``dram`` in bytes.
 
-Eyeriss RS (:mod:`gen.eyeriss_map`)
+Eyeriss RS (:mod:`nnloom.gen.compiler.eyeriss_map`)
     A conv layer is an Eyeriss ``ConvLayer``; an fc layer is a 1 x 1
     convolution of a 1 x 1 image with K channels and N filters.  The mapping
-    is :func:`gen.eyeriss_map.choose_mapping` (lowest modelled energy) and
-    the figures :func:`gen.eyeriss_map.predict` (exact against the RTL),
+    is :func:`nnloom.gen.compiler.eyeriss_map.choose_mapping` (lowest modelled energy) and
+    the figures :func:`nnloom.gen.compiler.eyeriss_map.predict` (exact against the RTL),
     global-buffer limits off (the analytical model of larger layers).
     Options: ``config`` (an ``EyerissConfig``; default the Eyeriss chip's
     12 x 14 array with 12-bit layer fields).  Words are ``data_width`` bits.
 
-EIE (:mod:`gen.eie_perf`)
+EIE (:mod:`nnloom.gen.perf.eie`)
     fc layers only.  The entry counts come from a random sparse matrix of
     ``weight_density`` (default 0.1, Deep Compression's ~10 % for fc
     layers), seeded; the activation vector has ``act_density`` non-zeros
-    (default 1.0).  Cycles are :func:`gen.eie_perf.simulate_layer`'s.
+    (default 1.0).  Cycles are :func:`nnloom.gen.perf.eie.simulate_layer`'s.
     ``macs`` are the entries issued (fillers included), not the dense MACs.
     Weights stay on chip, so DRAM carries only the 16-bit activations in
     and out.  Options: ``config`` (an ``EIEConfig``), ``weight_density``,

@@ -5,7 +5,7 @@ fused ReLU and flatten free); :class:`Memory` holds the buffer sizes and the
 DRAM bandwidth; :func:`dram_bytes` gives each step's DRAM traffic under
 them (the rules are in docs/perf.md, "DRAM bytes"); :func:`min_buffers`,
 :func:`buffer_needs` and :func:`ideal_buffers` give the sizes the planner
-tries.  :mod:`gen.perf` re-exports all of them.
+tries.  :mod:`nnloom.gen.perf.model` re-exports all of them.
 """
 
 from __future__ import annotations

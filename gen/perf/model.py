@@ -16,7 +16,7 @@ Systolic engine (``"systolic"``, WS or OS, :class:`hw.systolic.SystolicConfig`)
     stalls: ``cycles = max(array_cycles, ceil(dram_bytes / bandwidth))`` (the
     DMA is double-buffered, so transfers overlap compute).  Without a
     bandwidth (``None``) DRAM is ideal and ``cycles == array_cycles``.
-    Buffers and DRAM traffic live in :mod:`gen.perf_memory` (re-exported).
+    Buffers and DRAM traffic live in :mod:`nnloom.gen.perf.memory` (re-exported).
 
 Non-MAC layers
     A ReLU right after a conv or fc layer is fused into its output path: no
@@ -26,7 +26,7 @@ Non-MAC layers
     once from the buffer and every output written once.
 
 Eyeriss RS (``"eyeriss"``) and EIE (``"eie"``)
-    Hooks (:data:`ENGINE_HOOKS`, in :mod:`gen.perf_engines`) call the
+    Hooks (:data:`ENGINE_HOOKS`, in :mod:`nnloom.gen.perf.engines`) call the
     engines' own models, imported lazily; if a model is absent the engine is
     unavailable and :class:`EngineUnavailable` says so.
 """

@@ -1,7 +1,7 @@
 """Resource estimate of a systolic accelerator before synthesis.
 
 ``estimate(cfg, buffers, family)`` returns DSPs, LUT4s, flip-flops and
-block-RAM bits for an R x C :class:`hw.systolic.SystolicConfig` array, its
+block-RAM bits for an R x C :class:`nnloom.hw.systolic.SystolicConfig` array, its
 result FIFO, its on-chip buffers and a fixed controller/DMA overhead.
 
 Coefficients (:data:`COEFFS`) and where they come from:

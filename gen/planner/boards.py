@@ -33,7 +33,7 @@ class Budget:
     """Resources an accelerator may use.
 
     ``family``: ``"ecp5"`` or ``"ice40"`` (selects the resource coefficients
-    in :mod:`gen.resources`); ``dsps``: hard multipliers (MULT18X18D /
+    in :mod:`nnloom.gen.perf.resources`); ``dsps``: hard multipliers (MULT18X18D /
     SB_MAC16); ``luts``: LUT4s; ``ffs``: flip-flops; ``bram_bits``: on-chip
     RAM bits (EBR and SPRAM); ``bram_block_bits``: allocation granule of one
     block (every buffer rounds up to whole blocks); ``clock_mhz``;

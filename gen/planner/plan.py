@@ -2,8 +2,8 @@
 
 :func:`plan` searches systolic arrays (rows x cols from :data:`SIZES`, WS
 and OS) and, for each array that fits the budget's DSPs, LUTs and
-flip-flops (:func:`gen.resources.estimate`), the buffer sizes at which some
-layer's DRAM traffic drops (:func:`gen.perf.buffer_needs`) that fit the
+flip-flops (:func:`nnloom.gen.perf.resources.estimate`), the buffer sizes at which some
+layer's DRAM traffic drops (:func:`nnloom.gen.perf.model.buffer_needs`) that fit the
 remaining block RAM.  It keeps the design with the fewest cycles per sample
 (highest throughput at the budget's clock); ties go to fewer DRAM bytes,
 then fewer PEs, then fewer LUTs.  With a fixed ``config`` only the buffers

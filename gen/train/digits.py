@@ -171,7 +171,7 @@ def save_weights(network: Network, path) -> None:
 
 
 def main(argv=None) -> int:
-    """``python -m gen.train NETWORK.toml [--seed N]``: train, write its weights file."""
+    """``python -m nnloom.gen.train.digits NETWORK.toml [--seed N]``: train, write its weights file."""
     import argparse
     import tomllib
     from pathlib import Path

@@ -1,6 +1,6 @@
 """Golden model of the EIE cluster: sparse matrix x vector on the encoding.
 
-Integer semantics, word for word what the PE does (:mod:`hw.eie_pe`):
+Integer semantics, word for word what the PE does (:mod:`nnloom.hw.eie_pe`):
 
 * ``act`` and ``codebook`` are ``act_width``-bit signed words with
   ``frac_bits`` fractional bits;

@@ -1,6 +1,6 @@
 """Fixed-point FC layer with threshold pruning, bit-exact to hw.minerva.
 
-Integer semantics (the same words as :class:`hw.minerva.MinervaLanes`):
+Integer semantics (the same words as :class:`nnloom.hw.minerva.MinervaLanes`):
 
 * activations ``x`` are ``a_width``-bit codes (Qa_int.a_frac), weights
   ``w_width``-bit codes (Qw_int.w_frac), both two's complement;
@@ -10,12 +10,12 @@ Integer semantics (the same words as :class:`hw.minerva.MinervaLanes`):
 * output activation: ``min((max(acc, 0) + 2**(w_frac-1)) >> w_frac,
   2**(a_width-1) - 1)``, i.e. ReLU, round half up (on non-negative values:
   half away from zero), saturate; this is
-  :func:`gen.fixedpoint.requantize` with ``"half_up"``;
+  :func:`nnloom.gen.frontend.fixedpoint.requantize` with ``"half_up"``;
 * skipped MACs: ``lanes`` per skipped input per output group.
 
 :class:`LaneModel` adds the weight SRAMs as the lanes see them: the memory
 image the ``weight`` beats write, the Razor injector of each lane
-(:class:`sim.golden.razor.Injector`, drawn per write in persistent mode and
+(:class:`nnloom.sim.golden.razor.Injector`, drawn per write in persistent mode and
 per non-skipped read in transient mode, in the hardware's order), masking and
 the per-lane counters.
 """

@@ -1,12 +1,12 @@
-"""Golden integer inference of a :class:`gen.qtypes.QuantizedNetwork`.
+"""Golden integer inference of a :class:`nnloom.gen.frontend.qtypes.QuantizedNetwork`.
 
-Exactly the arithmetic of :mod:`gen.qtypes`, layer by layer, on int64 numpy
+Exactly the arithmetic of :mod:`nnloom.gen.frontend.qtypes`, layer by layer, on int64 numpy
 arrays (never floats):
 
 * conv / fc: ``acc = wrap32(bias + sum((x - in_zp) * w))`` (padding pixels
   hold ``in_zp``, i.e. contribute 0), GEMM via im2col
-  (:func:`sim.golden.gemm.gemm`, 32-bit wrapping), then
-  :func:`sim.golden.requant.requantize` per output channel with
+  (:func:`nnloom.sim.golden.gemm.gemm`, 32-bit wrapping), then
+  :func:`nnloom.sim.golden.requant.requantize` per output channel with
   ``qmin``/``qmax`` (``qmin = out_zp`` for a fused ReLU);
 * maxpool: int8 maximum over the window; avgpool: ``sum(x - in_zp)`` over
   the window, requantized with the layer's single ``mult``/``shift``;
@@ -16,7 +16,7 @@ arrays (never floats):
 
 Inputs are one sample (``input_shape``) or a batch (``[N, *input_shape]``);
 outputs keep the same convention.  :func:`run_float` is the float reference
-beside it: the same layers in float64 on a float :class:`gen.network.Network`.
+beside it: the same layers in float64 on a float :class:`nnloom.gen.frontend.network.Network`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Requantization, bit-exact (see :mod:`gen.qtypes` for the contract).
+"""Requantization, bit-exact (see :mod:`nnloom.gen.frontend.qtypes` for the contract).
 
 ``y = clamp(zp + ((acc * mult + 2**(shift - 1)) >> shift), qmin, qmax)``,
 arithmetic shift, so rounding is half up.  ``mult`` and ``shift`` broadcast

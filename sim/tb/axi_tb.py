@@ -1,6 +1,6 @@
 """cocotb testbench of the AXI building blocks (run by tests/sim/test_axi.py).
 
-Parameters (``sim.runner.tb_params()``): ``kind`` (``reader``, ``writer`` or
+Parameters (``nnloom.sim.runner.tb_params()``): ``kind`` (``reader``, ``writer`` or
 ``regs``), ``config`` (the component's config as a dict), ``seed`` and
 ``cases``.  A master case has ``cmds`` (list of [addr, beats]),
 ``valid_prob``, ``ready_prob`` (our streams), ``pause`` (probability that an

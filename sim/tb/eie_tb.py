@@ -1,19 +1,19 @@
 """cocotb testbench for the EIE cluster (run by tests/sim/test_eie.py).
 
-Parameters (``sim.runner.tb_params()``): ``config`` (an EIEConfig as a dict),
+Parameters (``nnloom.sim.runner.tb_params()``): ``config`` (an EIEConfig as a dict),
 ``seed`` and ``cases``; a case is a list of layer specs run back to back
 (the second layer's input is the first layer's output, left in place by the
 source/destination swap) plus ``act``/``valid_prob``/``ready_prob``; see
 :func:`make_case` for the layer kinds.
 
-Structure: :func:`make_case` builds the layers (:mod:`gen.compress`,
-:mod:`gen.eie_image`) and the input; a :class:`StreamSource` loads the memory
+Structure: :func:`make_case` builds the layers (:mod:`nnloom.gen.compiler.compress`,
+:mod:`nnloom.gen.compiler.eie_image`) and the input; a :class:`StreamSource` loads the memory
 image and the input through ``io`` with random valid gaps and starts each
 layer on ``cmd``; a :class:`StreamSink` with random ready gaps collects the
 read-back on ``resp``; a busy monitor measures each layer's cycles.  The
-scoreboard compares the outputs with :func:`sim.golden.eie.spmv` bit for bit
+scoreboard compares the outputs with :func:`nnloom.sim.golden.eie.spmv` bit for bit
 and the cycles (monitor and the ``cycles`` counter) with
-:func:`gen.eie_perf.simulate_layer`.
+:func:`nnloom.gen.perf.eie.simulate_layer`.
 """
 
 from __future__ import annotations

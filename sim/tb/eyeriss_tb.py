@@ -1,16 +1,16 @@
 """cocotb testbench for the Eyeriss PE array (run by tests/sim/test_eyeriss.py).
 
-Parameters (``sim.runner.tb_params()``): ``config`` (an EyerissConfig as a
+Parameters (``nnloom.sim.runner.tb_params()``): ``config`` (an EyerissConfig as a
 dict), ``seed`` and ``cases``, each a layer (``h, w, c, m, r, s, stride,
 padding``) with ``seed``, ``zeros`` (fraction of zero ifmap words),
 ``kind`` (``random`` or ``min``: every word the most negative value, which
 overflows the psums), optional ``p``/``q`` (force that mapping),
 ``valid_prob`` and ``ready_prob``.
 
-Per case: the mapper (:mod:`gen.eyeriss_map`) gives the ``layer`` port, the
+Per case: the mapper (:mod:`nnloom.gen.compiler.eyeriss_map`) gives the ``layer`` port, the
 ``inp`` words and the prediction; a StreamSource feeds the words with random
 gaps, a StreamSink takes the psums with random back-pressure; the scoreboard
-checks the psums against :func:`sim.golden.conv.conv2d` bit for bit, every
+checks the psums against :func:`nnloom.sim.golden.conv.conv2d` bit for bit, every
 counter against the prediction, and, at full rate, ``cnt_cycles`` and the
 cycles from ``start`` to the last psum against the predicted cycles.
 """

@@ -1,7 +1,7 @@
 """cocotb testbench for the Minerva FC lanes (run by tests/sim/test_minerva.py
 and by bench/minerva_faults.py for the study's RTL points).
 
-Parameters (``sim.runner.tb_params()``): ``config`` (a MinervaConfig as a
+Parameters (``nnloom.sim.runner.tb_params()``): ``config`` (a MinervaConfig as a
 dict), ``seed``, and either ``cases`` (random layers: ``n_in``, ``n_out``,
 ``vectors``, ``threshold``, ``mode``, ``inj_en``, ``rate``,
 ``valid_prob``, ``ready_prob``, ``check_cycles``, ``seed``) or
@@ -10,10 +10,10 @@ the bias, ``inputs``, ``bias`` (the constant activation appended to every
 layer's input), ``threshold``, ``mode``, ``rate``; every layer's weights are loaded once
 with the injector enabled, then every input vector runs through it).
 
-Structure: :class:`~sim.tb.streams.StreamSource` drivers feed weights and
-activations with random gaps, a :class:`~sim.tb.streams.StreamSink`
+Structure: :class:`~nnloom.sim.tb.streams.StreamSource` drivers feed weights and
+activations with random gaps, a :class:`~nnloom.sim.tb.streams.StreamSink`
 collects result beats with random back-pressure, and the scoreboard holds
-every beat and every counter equal to :class:`sim.golden.minerva.LaneModel`;
+every beat and every counter equal to :class:`nnloom.sim.golden.minerva.LaneModel`;
 at full rate the cycles equal :meth:`MinervaConfig.layer_cycles`.
 """
 

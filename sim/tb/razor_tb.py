@@ -1,13 +1,13 @@
 """cocotb testbench for the Razor SRAM (run by tests/sim/test_razor.py).
 
-Parameters (``sim.runner.tb_params()``): ``config`` (a RazorSramConfig as a
+Parameters (``nnloom.sim.runner.tb_params()``): ``config`` (a RazorSramConfig as a
 dict), ``seed``, ``cycles`` (length of the random sequence), ``rate`` (the
 injector's rate input for the random sequence).
 
 Structure: a driver applies one operation per cycle (write, read, external
 flags, mode, injector enable) on the falling edge; the scoreboard keeps a
 transaction-level model (a Python list as the memory, the fault map, and
-:class:`sim.golden.razor.Injector` for the LFSR draws) and checks, in every
+:class:`nnloom.sim.golden.razor.Injector` for the LFSR draws) and checks, in every
 read-data cycle ``read_latency`` cycles after a read, ``rdata`` and
 ``rflags`` against :func:`sim.golden.razor.mask`, and the three counters
 after every cycle.  ``read_latency`` comes from the config.

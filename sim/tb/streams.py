@@ -2,7 +2,7 @@
 
 Amaranth flattens a stream member ``act`` into ``act__valid``,
 ``act__ready`` and ``act__payload`` in the emitted Verilog; payloads are
-packed and unpacked with the component's own layouts (:mod:`sim.packing`).
+packed and unpacked with the component's own layouts (:mod:`nnloom.sim.packing`).
 
 Timing convention, the same on every simulator: inputs change on the falling
 edge of the clock; handshakes are sampled in the read-only phase after that,
@@ -78,7 +78,7 @@ class StreamSource(_StreamEnd):
     """Offers beats on stream ``name`` of ``dut``.
 
     ``layout`` is the payload layout (from the component's config).  Queue
-    beats with :meth:`send` (values as :func:`sim.packing.pack` takes them);
+    beats with :meth:`send` (values as :func:`nnloom.sim.packing.pack` takes them);
     ``fired`` lists the cycle of each transfer.
     """
 

@@ -1,15 +1,15 @@
 """cocotb testbench for the systolic array (run by tests/sim/test_systolic.py).
 
-Parameters (``sim.runner.tb_params()``): ``config`` (a SystolicConfig as a
+Parameters (``nnloom.sim.runner.tb_params()``): ``config`` (a SystolicConfig as a
 dict) and ``cases``, each with ``m``, ``k``, ``n``, ``kind`` (``random``,
 ``min``, ``max``, ``minmax``), ``seed``, ``valid_prob``, ``ready_prob`` and
 ``check_cycles``.
 
-Structure: the tiling driver (:mod:`sim.systolic_driver`) turns a GEMM into
-stream beats; :class:`~sim.tb.streams.StreamSource` drivers feed them with
-random gaps; a :class:`~sim.tb.streams.StreamSink` monitor collects results
+Structure: the tiling driver (:mod:`nnloom.sim.systolic_driver`) turns a GEMM into
+stream beats; :class:`~nnloom.sim.tb.streams.StreamSource` drivers feed them with
+random gaps; a :class:`~nnloom.sim.tb.streams.StreamSink` monitor collects results
 with random back-pressure; the scoreboard compares the assembled result with
-the golden model (:func:`sim.golden.gemm.gemm`) bit for bit and, at full
+the golden model (:func:`nnloom.sim.golden.gemm.gemm`) bit for bit and, at full
 rate, the measured cycles with :meth:`SystolicConfig.gemm_cycles`.
 """
 

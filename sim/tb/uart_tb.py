@@ -1,4 +1,4 @@
-"""cocotb tests of the board top (:class:`hw.board_top.BoardTop`) through its
+"""cocotb tests of the board top (:class:`nnloom.hw.board_top.BoardTop`) through its
 UART pins only, driven by the host driver's own protocol code
 (:mod:`hw.uart_link`, the generators ``nnloom fpga run`` runs over pyserial).
 

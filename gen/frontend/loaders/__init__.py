@@ -4,7 +4,7 @@
 any of them (an int8 ONNX model gives its dequantized weights);
 ``load_model(path)`` returns the :class:`gen.qtypes.QuantizedNetwork` of a
 quantized ONNX model instead, and the Network otherwise.  Every problem is a
-:class:`gen.network.NetworkError` of one line.
+:class:`nnloom.gen.frontend.network.NetworkError` of one line.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ Supported operators (a sequential chain; the batch axis is axis 0):
   ``QLinearAveragePool`` (com.microsoft), ``MaxPool`` / ``Relu`` /
   ``Flatten`` / ``Reshape`` on int8 tensors (QOperator).
 
-A quantized model imports as a :class:`gen.qtypes.QuantizedNetwork` with its
+A quantized model imports as a :class:`nnloom.gen.frontend.qtypes.QuantizedNetwork` with its
 own scales and zero points (the interpretation rules are in
-:mod:`gen.loaders.onnx_qdq`) and, beside it, the float :class:`Network` with
+:mod:`nnloom.gen.frontend.loaders.onnx_qdq`) and, beside it, the float :class:`Network` with
 the dequantized weights (for timing).  Anything else raises
 :class:`NetworkError` naming the node and what is supported.
 """

@@ -1,4 +1,4 @@
-"""Quantized ONNX graphs (QDQ and QLinear) -> :class:`gen.qtypes.QLayer` list.
+"""Quantized ONNX graphs (QDQ and QLinear) -> :class:`nnloom.gen.frontend.qtypes.QLayer` list.
 
 How an imported graph is read (see docs/quantization.md):
 

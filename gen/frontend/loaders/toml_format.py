@@ -11,7 +11,7 @@
     out = 32
 
 Every key is checked: an unknown key, a wrong type or a value out of range
-raises :class:`gen.network.NetworkError` naming the file and the field.
+raises :class:`nnloom.gen.frontend.network.NetworkError` naming the file and the field.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def test_resource_estimate():
     ice, ecp = array_estimate(cfg, 100, "ice40"), array_estimate(cfg, 100, "ecp5")
     assert ice["ffs"] - ecp["ffs"] == cfg.fifo_depth * 6 * 32
     assert ice["bram_bits"] == ecp["bram_bits"] == 0
-    # never below yosys synth_ecp5 of the array (LUT4 + 2 CCU2C + 4 DPR16X4, FFs): docs in gen.resources
+    # never below yosys synth_ecp5 of the array (LUT4 + 2 CCU2C + 4 DPR16X4, FFs): docs in nnloom.gen.perf.resources
     for (n, df), (luts, ffs) in {(4, "ws"): (570, 1013), (4, "os"): (1094, 1916),
                                   (8, "ws"): (2908, 4585)}.items():
         est = array_estimate(SystolicConfig(rows=n, cols=n, dataflow=df), 156)
