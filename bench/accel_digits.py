@@ -15,7 +15,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 
 
 def main(argv=None):
@@ -25,16 +24,18 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=8)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    from nnloom.gen.cli.accel import _simulate, _summary
+    from nnloom.gen.accelerator import build
     from nnloom.sim.accel_models import resolve
+    from nnloom.sim.accel_sim import simulate, summarize
 
     out = {}
     for name in args.networks:
         samples = list(range(args.samples))
         t0 = time.time()
-        results, prog, _, _ = _simulate(str(resolve(name)), samples, size=args.size, chunk=40)
+        b = build(resolve(name), size=args.size)
+        results = simulate(b, samples, chunk=40)
         wall = time.time() - t0
-        s = _summary(results, prog)
+        s = summarize(results, b.program)
         s["inferences_per_second"] = len(results) / wall
         print(f"{name}: {len(results)} RTL inferences in {wall:.0f} s "
               f"({s['inferences_per_second']:.2f} simulated inferences/s, build included)")

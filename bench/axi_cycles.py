@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nnloom.hw.axi import BOUNDARY, AxiReaderConfig, AxiWriterConfig  # noqa: E402
 from nnloom.hw.axi_master import AxiReader, AxiWriter  # noqa: E402

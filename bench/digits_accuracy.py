@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from nnloom.gen.frontend.loaders import load_network  # noqa: E402
 from nnloom.gen.frontend.quantize import quantize  # noqa: E402

@@ -23,12 +23,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nnloom.fpga.build import build_network, prepare  # noqa: E402
-from nnloom.fpga.fit import largest_fit  # noqa: E402
-from nnloom.gen.planner.boards import board  # noqa: E402
-from nnloom.gen.planner.plan import plan  # noqa: E402
+from nnloom.fpga.build import build_network
+from nnloom.fpga.fit import largest_fit
+from nnloom.gen.accelerator import quantize_network
+from nnloom.gen.frontend import load_network
+from nnloom.gen.planner import board, plan
 
 DNN_WEAVER = {"name": "DNN Weaver (KU115)", "pes": 32 * 32, "mhz": 150.0, "dsps": 5520}
 
@@ -51,9 +50,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     rows = []
+    network = load_network(args.network)
+    qnet = quantize_network(network)
     for name in args.boards.split(","):
         b = board(name)
-        network, qnet, _, _, _, _ = prepare(args.network, name, size=4)
         p = plan(network, b.budget)
         cfg, _, err = largest_fit(qnet, b)
         P, why = (cfg.size if cfg else None), (str(err) if err else "")
@@ -62,6 +62,7 @@ def main(argv=None) -> int:
                "largest_P": P, "next_fails": why}
         if P is not None and not args.no_build:
             r = build_network(args.network, name, Path(args.build_dir) / f"{name}-P{P}", size=P,
+                              network=network,
                               synth_opts=args.synth_opts if b.budget.family == "ecp5" else "",
                               abc9=args.abc9)
             bld = r["build"]

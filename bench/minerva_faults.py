@@ -33,14 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nnloom.gen.frontend.fixedpoint import QFormat  # noqa: E402
 from nnloom.hw.minerva import MinervaConfig, MinervaLanes  # noqa: E402

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from nnloom.gen.planner.boards import BOARDS  # noqa: E402
 from nnloom.gen.frontend.loaders import load_network  # noqa: E402

@@ -21,7 +21,6 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nnloom.fpga.ecp5_synth import DEVICES, Ecp5Result, parse_report, synth_ecp5  # noqa: E402
 from nnloom.gen.verilog import to_verilog  # noqa: E402

@@ -23,19 +23,22 @@ whether it met the target.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
+from nnloom.gen.accelerator import replace_dir
 from nnloom.gen.planner.boards import board as get_board
 from nnloom.hw.board_top import BoardTop, mem_depth_for
 from nnloom.hw.uart import divisor_for
 
 from .board import BoardDesign
-from .fit import REQUANT_DSPS, check_fit, largest_fit
+from .fit import REQUANT_DSPS, check_fit
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 __all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
@@ -67,29 +70,21 @@ def toolchain_env() -> dict:
     return {var: os.environ[var] for var in (*TOOLCHAIN, "OPENFPGALOADER")}
 
 
-def prepare(network_path, board_name: str, *, size: int | None = None):
-    """(network, qnet, AccelConfig, Program, mem_depth, plan) for a board; the
-    same function sizes the build and the host run, so both agree.
+def prepare(network_path, board_name: str, *, size: int | None = None, network=None):
+    """The :class:`~nnloom.gen.accelerator.Build` for a board, and its board
+    RAM depth in words: ``(build, mem_depth)``.  The same function sizes the
+    bitstream build and the host run, so both agree.
 
-    Without ``size``: the planner's array (:func:`gen.accelerator.config_for_board`),
-    or the largest smaller one whose board top fits (:func:`nnloom.fpga.fit.largest_fit`)
-    if the planner's does not."""
-    from nnloom.gen.accelerator import config_for_board, quantize_network, size_config
-    from nnloom.gen.compiler.compile import compile_network
-    from nnloom.gen.frontend.loaders import load_network
+    Without ``size``: the planner's array, or the largest smaller one whose
+    board top fits (:func:`nnloom.gen.accelerator.first_fit` with
+    :func:`fpga.fit.check_fit`)."""
+    from nnloom.gen.accelerator import build
 
-    network = load_network(network_path)
-    qnet = quantize_network(network)
-    the_plan = None
-    if size is not None:
-        cfg = size_config(qnet, size)
-    else:
-        cfg, the_plan = config_for_board(network, qnet, board_name)
-        fit_cfg, _, _ = largest_fit(qnet, get_board(board_name), upto=cfg.size)
-        if fit_cfg is not None:
-            cfg = fit_cfg
-    prog = compile_network(qnet, cfg)
-    return network, qnet, cfg, prog, mem_depth_for(prog.size), the_plan
+    b = get_board(board_name)
+    fits = None if size is not None else (
+        lambda cfg, prog: check_fit(cfg, b, mem_depth_for(prog.size)))
+    the_build = build(network_path, board=board_name, size=size, fits=fits, network=network)
+    return the_build, mem_depth_for(the_build.program.size)
 
 
 def ice40_dsp_script(config, dsps: int) -> str:
@@ -182,11 +177,18 @@ def _failure(build_dir: Path, name: str) -> str:
 
 def build_network(network_path, board_name: str, out_dir=None, *, size: int | None = None,
                   clock_mhz: float | None = None, baud: int = DEFAULT_BAUD,
-                  fit_only: bool = False, synth_opts: str = "", abc9: bool = True) -> dict:
+                  fit_only: bool = False, synth_opts: str = "", abc9: bool = True,
+                  network=None, status=None) -> dict:
     """The whole ``nnloom fpga build``; raises :class:`fpga.fit.FitError`
-    before any tool runs if the estimate exceeds the board."""
+    before any tool runs if the estimate exceeds the board.  The tools run in
+    a temporary directory beside ``out_dir``, which replaces ``out_dir`` only
+    when the bitstream and the report are complete: a build that fails
+    leaves no half-written output directory.  ``status()``, if given, is a
+    context manager entered while the tools run (the command line's status
+    line)."""
     b = get_board(board_name)
-    network, qnet, cfg, prog, depth, the_plan = prepare(network_path, board_name, size=size)
+    the_build, depth = prepare(network_path, board_name, size=size, network=network)
+    cfg, prog, qnet = the_build.config, the_build.program, the_build.qnet
     where = f"{qnet.name} on {b.name} ({cfg.size} x {cfg.size} array)"
     fit = check_fit(cfg, b, depth, where=where)
     clock = clock_mhz or b.budget.clock_mhz
@@ -194,24 +196,30 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     out = {"network": qnet.name, "board": b.name, "config": cfg.to_dict(), "mem_depth": depth,
            "clock_mhz": clock, "baud": baud, "divisor": divisor, "fit": fit,
            "image_bytes": prog.size}
-    if the_plan is not None:
-        from nnloom.gen.accelerator import square_side
-
-        planned = square_side(the_plan.config.rows * the_plan.config.cols)
-        out["plan"] = {"engine": the_plan.engine, "rows": the_plan.config.rows,
-                       "cols": the_plan.config.cols, "size": planned}
-        if planned > cfg.size:
-            out["plan"]["note"] = (f"the planner's {planned} x {planned} array does not fit "
-                                   f"the board top; {cfg.size} x {cfg.size} is the largest "
-                                   "that does")
+    if the_build.plan is not None:
+        p = the_build.plan
+        out["plan"] = {"engine": p.engine, "rows": p.config.rows, "cols": p.config.cols,
+                       "size": the_build.planned_side}
+        if the_build.note:
+            out["plan"]["note"] = the_build.note
     if fit_only:
         return out
     out_dir = Path(out_dir or Path("build") / f"{qnet.name}-{b.name}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    top = BoardTop(cfg, mem_depth=depth, divisor=divisor, ram_style=ram_style_for(b))
-    out["build"] = build_top(top, b.name, out_dir, clock_mhz=clock_mhz, synth_opts=synth_opts,
-                             abc9=abc9)
-    (out_dir / "image.bin").write_bytes(prog.image())
-    (out_dir / "report.json").write_text(json.dumps(out, indent=2, default=str))
-    out["report"] = str(out_dir / "report.json")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        top = BoardTop(cfg, mem_depth=depth, divisor=divisor, ram_style=ram_style_for(b))
+        with (status() if status else contextlib.nullcontext()):
+            summary = build_top(top, b.name, tmp, clock_mhz=clock_mhz, synth_opts=synth_opts,
+                                abc9=abc9)
+        # the report names the files where they will be, not where the tools ran
+        summary["bitstream"] = str(out_dir / Path(summary["bitstream"]).relative_to(tmp))
+        out["build"] = summary
+        out["report"] = str(out_dir / "report.json")
+        (tmp / "image.bin").write_bytes(prog.image())
+        (tmp / "report.json").write_text(json.dumps(out, indent=2, default=str))
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out

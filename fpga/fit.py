@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 
-from nnloom.gen.accelerator import SIZES
+from nnloom.gen.accelerator import ARRAY_SIDES, first_fit
 from nnloom.gen.planner.boards import Board
 from nnloom.gen.perf.resources import estimate
 from nnloom.hw.accel_core import AccelConfig
@@ -141,25 +141,16 @@ def check_fit(cfg: AccelConfig, board: Board, mem_depth: int, *, where: str = ""
     return {"estimate": est, "available": have}
 
 
-def largest_fit(qnet, board: Board, *, upto: int = SIZES[-1]):
+def largest_fit(qnet, board: Board, *, upto: int = ARRAY_SIDES[-1]):
     """The largest array of side at most ``upto`` whose board top fits:
-    ``(AccelConfig, mem_depth, error)``, sized by
-    :func:`nnloom.gen.accelerator.size_config`, with the :class:`FitError` of the
+    ``(AccelConfig, mem_depth, error)``, with the :class:`FitError` of the
     next size up (None if that is beyond ``upto``); or ``(None, None,
-    FitError)`` of the smallest side when none fits.  Each candidate's
-    program is compiled, so that its DRAM image sizes the board RAM."""
-    from nnloom.gen.accelerator import size_config
-    from nnloom.gen.compiler.compile import compile_network
+    FitError)`` of the smallest side when none fits.  The search is
+    :func:`nnloom.gen.accelerator.first_fit` with :func:`check_fit`: each
+    candidate's program is compiled, so that its DRAM image sizes the board
+    RAM."""
     from nnloom.hw.board_top import mem_depth_for
 
-    error = None          # of the last (smallest) size that did not fit
-    for P in sorted((s for s in SIZES if s <= upto), reverse=True):
-        cfg = size_config(qnet, P)
-        depth = mem_depth_for(compile_network(qnet, cfg).size)
-        try:
-            check_fit(cfg, board, depth)
-        except FitError as e:
-            error = e
-            continue
-        return cfg, depth, error
-    return None, None, error
+    cfg, prog, error = first_fit(
+        qnet, lambda c, p: check_fit(c, board, mem_depth_for(p.size)), upto=upto)
+    return cfg, (mem_depth_for(prog.size) if prog is not None else None), error

@@ -1,53 +1,71 @@
-"""From a network file to a generated accelerator: quantize, size, compile,
-emit, and account.
+"""From a network file to a generated accelerator: the one build pipeline.
+
+:func:`build` runs every stage once: load the network, quantize it, take the
+array size (``size``, the planner's plan for a ``board``, or the default),
+size the buffers and compile the program (one compile), and returns a
+:class:`Build`; its :attr:`Build.verilog` elaborates the design once, and
+:meth:`Build.write` writes the output directory whole or not at all.
+``nnloom generate``, ``nnloom simulate``, ``nnloom fpga build`` and the bench
+scripts all go through :func:`build`; the size rules live here
+(:data:`ARRAY_SIDES`, :func:`check_size`) and nowhere else.
 
 * :func:`quantize_network` quantizes a float network to int8 (calibrating on
   the first 256 digits of the training split for digits-shaped networks, or
   on given samples);
-* :func:`size_config` picks the smallest power-of-two buffer depths the
-  network needs for a P x P array (or checks a given config);
-* :func:`config_for_board` takes the array size from the planner's choice for
-  a board (the largest square array with no more PEs than the planner's);
-* :func:`generate` writes the output directory (Verilog, program, DRAM image,
-  report, integrator's README) whole or not at all;
-* :func:`energy_estimate` turns a run's counters into energy with a cost
-  table.
+* :func:`sized` picks the smallest power-of-two buffer depths the network
+  needs for a P x P array and compiles its program, once;
+* :func:`first_fit` walks the array sides down from a start until a given
+  fit check passes (the FPGA flow passes the board's);
+* :func:`energy_estimate` turns a program's access counts into energy with a
+  cost table.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from nnloom.gen.compiler.compile import Program, compile_network
-from nnloom.gen.perf.energy import HOROWITZ_45NM, CostTable
-from nnloom.gen.frontend.loaders import load_network
-from nnloom.gen.frontend.quantize import quantize
+from nnloom.gen.compiler import Program, compile_network
+from nnloom.gen.frontend import load_network, quantize
+from nnloom.gen.perf import HOROWITZ_45NM, CostTable
 from nnloom.gen.verilog import to_verilog
 from nnloom.hw.accel import ERRORS, REGS, VERSION, Accelerator
 from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.errors import InputError
 from nnloom.hw.params import ParamError
 
-__all__ = ["quantize_network", "size_config", "config_for_board", "square_side", "SIZES", "check_size", "generate",
-           "energy_estimate", "layer_table", "DIGITS_SHAPES"]
+__all__ = ["Build", "build", "write_dir", "replace_dir", "quantize_network", "sized", "size_config", "first_fit",
+           "square_side", "ARRAY_SIDES", "DEFAULT_SIDE", "check_size", "generate",
+           "energy_estimate", "layer_table", "DIGITS_SHAPES", "TOP_NAME"]
 
 DIGITS_SHAPES = ((64,), (1, 8, 8))
+#: The Verilog top module of a generated accelerator.
+TOP_NAME = "nnloom_accel"
+#: Array sides the generator builds: 2 (on a 16-bit bus, for the smallest
+#: FPGAs) and the multiples of 4 up to 32 (on a 32-bit bus).
+ARRAY_SIDES = (2, *range(4, 33, 4))
+#: The array side when neither a size nor a board is given.
+DEFAULT_SIDE = 8
+#: Program memory the sizing compile allows before the depth is fitted.
+_MAX_IMEM = 1024
 
 
 def quantize_network(network, calibration=None):
-    """int8 :class:`~nnloom.gen.frontend.qtypes.QuantizedNetwork` of a float network."""
+    """int8 :class:`~nnloom.gen.frontend.QuantizedNetwork` of a float network."""
     if calibration is None:
         if tuple(network.input_shape) not in DIGITS_SHAPES:
-            raise ValueError(f"{network.source}: input.shape: calibration data needed for "
+            raise InputError(f"{network.source}: input.shape: calibration data needed for "
                              f"{list(network.input_shape)} (digits networks take [64] or [1, 8, 8])")
-        from nnloom.gen.train.digits import digits_split
+        from nnloom.gen.train import digits_split
         calibration = digits_split(0, shape=network.input_shape)[0][:256]
     return quantize(network, calibration)
 
@@ -56,23 +74,21 @@ def _pow2(n: int, lo: int = 16) -> int:
     return max(lo, 1 << max(0, (n - 1).bit_length()))
 
 
-#: Array sides the generator builds: 2 (on a 16-bit bus, for the smallest
-#: FPGAs) and the multiples of 4 up to 32 (on a 32-bit bus).
-SIZES = (2, *range(4, 33, 4))
-
-
 def check_size(size) -> int:
-    """``size`` if it is in :data:`SIZES`, else :class:`~hw.params.ParamError`."""
-    if size not in SIZES:
+    """``size`` if it is in :data:`ARRAY_SIDES`, else :class:`~nnloom.hw.params.ParamError`."""
+    if size not in ARRAY_SIDES:
         raise ParamError("size", size, "2 or a multiple of 4 in 4..32")
     return size
 
 
-def size_config(qnet, size: int = 8, data_width: int | None = None) -> AccelConfig:
-    """Smallest power-of-two buffers and program memory that hold ``qnet`` on a
-    size x size array (``size`` in :data:`SIZES`), with the max-pooling unit
-    only if the network pools.  ``data_width`` defaults to
-    :meth:`AccelConfig.bus_width_for` (32 bits; 16 for P = 2)."""
+def sized(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None
+          ) -> tuple[AccelConfig, Program]:
+    """The smallest power-of-two buffers and program memory that hold ``qnet``
+    on a size x size array (``size`` in :data:`ARRAY_SIDES`), with the
+    max-pooling unit only if the network pools, and the program compiled for
+    it (once: the program does not depend on the program memory's depth,
+    which the compiled instruction count then sets).  ``data_width``
+    defaults to :meth:`AccelConfig.bus_width_for` (32 bits; 16 for P = 2)."""
     P = check_size(size)
     if data_width is None:
         data_width = AccelConfig.bus_width_for(P)
@@ -93,28 +109,41 @@ def size_config(qnet, size: int = 8, data_width: int | None = None) -> AccelConf
     cfg = AccelConfig(size=P, act_depth=_pow2(max(maps)), wbuf_depth=_pow2(max(weights, default=16)),
                       pbuf_depth=max(16, P * 2), acc_depth=_pow2(max(pixels), 1),
                       data_width=data_width, layers=max(1, min(64, len(qnet.layers))),
-                      maxpool=any(ql.kind == "maxpool" for ql in qnet.layers))
-    n = len(compile_network(qnet, replace(cfg, imem_depth=1024)).instructions)
-    return replace(cfg, imem_depth=_pow2(n, 2))
+                      maxpool=any(ql.kind == "maxpool" for ql in qnet.layers),
+                      imem_depth=_MAX_IMEM)
+    prog = compile_network(qnet, cfg)
+    cfg = replace(cfg, imem_depth=_pow2(len(prog.instructions), 2))
+    return cfg, replace(prog, config=cfg)
 
 
-def config_for_board(network, qnet, board: str) -> tuple[AccelConfig, object]:
-    """Array size from the planner's plan for ``board``: the largest side
-    P (2, or a multiple of 4) with P * P no more than the planner's PEs.
-    (The planner sizes the array alone; :func:`nnloom.fpga.fit.largest_fit` checks
-    the whole board top.)"""
-    from nnloom.gen.planner.boards import board as get_board
-    from nnloom.gen.planner.plan import plan
-
-    b = get_board(board)
-    p = plan(network, b.budget)
-    return size_config(qnet, square_side(p.config.rows * p.config.cols)), p
+def size_config(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None) -> AccelConfig:
+    """The configuration of :func:`sized` alone."""
+    return sized(qnet, size, data_width)[0]
 
 
 def square_side(pes: int) -> int:
-    """The largest array side P in :data:`SIZES` with P * P <= ``pes`` (2 if
-    none)."""
-    return max([SIZES[0]] + [s for s in SIZES if s * s <= pes])
+    """The largest array side P in :data:`ARRAY_SIDES` with P * P <= ``pes``
+    (the smallest side if none)."""
+    return max([ARRAY_SIDES[0]] + [s for s in ARRAY_SIDES if s * s <= pes])
+
+
+def first_fit(qnet, fits: Callable[[AccelConfig, Program], object], *,
+              upto: int = ARRAY_SIDES[-1]):
+    """The largest array side at most ``upto`` for which ``fits(config,
+    program)`` raises no :class:`~nnloom.hw.errors.InputError`:
+    ``(config, program, error)``, with the error of the next side up (None
+    if that is beyond ``upto``); ``(None, None, error)`` of the smallest side
+    when none fits.  Each candidate is sized and compiled by :func:`sized`."""
+    error = None          # of the last (smallest) size that did not fit
+    for P in sorted((s for s in ARRAY_SIDES if s <= upto), reverse=True):
+        cfg, prog = sized(qnet, P)
+        try:
+            fits(cfg, prog)
+        except InputError as e:
+            error = e
+            continue
+        return cfg, prog, error
+    return None, None, error
 
 
 def layer_table(prog: Program, measured: list | None = None) -> list[dict]:
@@ -207,56 +236,149 @@ holds the result in the same layout.
 """
 
 
-def generate(network_path, out_dir, *, board: str | None = None, size: int | None = None,
-             network=None, qnet=None) -> dict:
-    """Write the accelerator for a network into ``out_dir`` (whole or not at all)."""
-    network = network or load_network(network_path)
-    qnet = qnet or quantize_network(network)
-    the_plan = None
-    if size is not None:
-        cfg = size_config(qnet, size)
-    elif board is not None:
-        cfg, the_plan = config_for_board(network, qnet, board)
-    else:
-        cfg = size_config(qnet, 8)
-    prog = compile_network(qnet, cfg)
-    verilog = to_verilog(Accelerator(cfg), name="nnloom_accel")
-    energy = energy_estimate(prog)
-    report = {
-        "network": qnet.name, "board": board, "config": cfg.to_dict(),
-        "instructions": len(prog.instructions),
-        "regions": {k: {"addr": a, "bytes": n} for k, (a, n) in prog.regions.items()},
-        "layers": [dict(row, dram_bytes=0, energy_pj=None) for row in layer_table(prog)],
-        "totals": {"macs": sum(L.macs for L in prog.layers),
-                   "cycles": prog.predicted_cycles(),
-                   "energy_pj": energy["energy"] if energy["unit"] == "pJ" else None},
-        "energy": energy,
-    }
-    if the_plan is not None:
-        report["plan"] = {"engine": the_plan.engine, "rows": the_plan.config.rows,
-                          "cols": the_plan.config.cols, "reasons": the_plan.reasons}
+@dataclass(frozen=True)
+class Build:
+    """One accelerator build: every stage's result, each computed once.
+
+    ``config`` is the :class:`AccelConfig` the Verilog is elaborated from
+    and ``program`` the program compiled for it; ``plan`` is the planner's
+    :class:`~nnloom.gen.planner.Plan` when the size came from a board, and
+    ``planned_side`` the side it asked for (``note`` says why a smaller one
+    was built)."""
+
+    source: str
+    network: object
+    qnet: object
+    config: AccelConfig
+    program: Program
+    board: str | None = None
+    plan: object = None
+    planned_side: int | None = None
+    note: str = ""
+
+    @cached_property
+    def verilog(self) -> str:
+        """The accelerator's Verilog (top :data:`TOP_NAME`), elaborated once."""
+        return to_verilog(Accelerator(self.config), name=TOP_NAME)
+
+    def energy(self) -> dict:
+        return energy_estimate(self.program)
+
+    def report(self) -> dict:
+        """``report.json``: the config the Verilog is built from, the program's
+        regions, per-layer cycles and the energy estimate."""
+        prog, energy = self.program, self.energy()
+        report = {
+            "network": self.qnet.name, "source": str(self.source), "board": self.board,
+            "config": self.config.to_dict(),
+            "instructions": len(prog.instructions),
+            "regions": {k: {"addr": a, "bytes": n} for k, (a, n) in prog.regions.items()},
+            "layers": [dict(row, dram_bytes=0, energy_pj=None) for row in layer_table(prog)],
+            "totals": {"macs": sum(L.macs for L in prog.layers),
+                       "cycles": prog.predicted_cycles(),
+                       "energy_pj": energy["energy"] if energy["unit"] == "pJ" else None},
+            "energy": energy,
+        }
+        if self.plan is not None:
+            report["plan"] = {"engine": self.plan.engine, "rows": self.plan.config.rows,
+                              "cols": self.plan.config.cols, "size": self.planned_side,
+                              "reasons": self.plan.reasons}
+            if self.note:
+                report["plan"]["note"] = self.note
+        return report
+
+    def files(self) -> dict[str, bytes]:
+        """The output directory's files and their bytes."""
+        return {"accel.v": self.verilog.encode(),
+                "program.bin": self.program.program_bytes(),
+                "image.bin": self.program.image(),
+                "report.json": json.dumps(self.report(), indent=2, default=_json).encode(),
+                "README.md": _readme(self.program, self.config, self.qnet.name).encode()}
+
+    def write(self, out_dir) -> Path:
+        """Write :meth:`files` into ``out_dir``, whole or not at all."""
+        return write_dir(out_dir, self.files())
+
+
+def write_dir(out_dir, files: dict[str, bytes]) -> Path:
+    """Write ``files`` (relative name -> bytes) as the directory ``out_dir``,
+    whole or not at all: they are written into a temporary directory beside
+    it, which then replaces ``out_dir`` (a previous one is removed only once
+    the new one is complete)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        (tmp / "accel.v").write_text(verilog)
-        (tmp / "program.bin").write_bytes(prog.program_bytes())
-        (tmp / "image.bin").write_bytes(prog.image())
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json))
-        (tmp / "README.md").write_text(_readme(prog, cfg, qnet.name))
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
+        for name, data in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(data)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"config": cfg, "program": prog, "report": report, "qnet": qnet, "network": network}
+    return out_dir
+
+
+def replace_dir(new: Path, out_dir: Path) -> None:
+    """Move the finished directory ``new`` to ``out_dir``, replacing what is there."""
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out_dir, old)
+        os.replace(new, out_dir)
+        shutil.rmtree(old)
+    else:
+        os.replace(new, out_dir)
+
+
+def build(source, *, board: str | None = None, size: int | None = None, network=None,
+          qnet=None, fits: Callable[[AccelConfig, Program], object] | None = None) -> Build:
+    """Load, quantize, plan and compile, each once.
+
+    The array side is ``size`` if given; else, with a ``board``, the largest
+    side whose P x P array has no more PEs than the planner's plan for it,
+    stepping down while ``fits(config, program)`` raises (the FPGA flow
+    passes its board fit check); else :data:`DEFAULT_SIDE`.  ``network`` and
+    ``qnet`` skip loading and quantizing when the caller has them.  Bad
+    input raises an :class:`~nnloom.hw.errors.InputError` of one line."""
+    network = network if network is not None else load_network(source)
+    if not network.has_weights:
+        raise InputError(f"{source}: weights: expected a network with weights to build for, "
+                         "got none (timing only)")
+    if size is not None:
+        check_size(size)
+    qnet = qnet if qnet is not None else quantize_network(network)
+    the_plan = planned = None
+    note = ""
+    if size is not None:
+        cfg, prog = sized(qnet, size)
+    elif board is not None:
+        from nnloom.gen.planner import board as get_board
+        from nnloom.gen.planner import plan
+
+        the_plan = plan(network, get_board(board).budget)
+        planned = square_side(the_plan.config.rows * the_plan.config.cols)
+        if fits is None:
+            cfg, prog = sized(qnet, planned)
+        else:
+            cfg, prog, error = first_fit(qnet, fits, upto=planned)
+            if cfg is None:
+                raise error
+            if cfg.size < planned:
+                note = (f"the planner's {planned} x {planned} array does not fit the board "
+                        f"top; {cfg.size} x {cfg.size} is the largest that does")
+    else:
+        cfg, prog = sized(qnet, DEFAULT_SIDE)
+    return Build(str(source), network, qnet, cfg, prog, board, the_plan, planned, note)
+
+
+def generate(network_path, out_dir, *, board: str | None = None, size: int | None = None,
+             network=None, qnet=None) -> Build:
+    """:func:`build` the accelerator for a network and write it into ``out_dir``."""
+    b = build(network_path, board=board, size=size, network=network, qnet=qnet)
+    b.write(out_dir)
+    return b
 
 
 def _json(o):

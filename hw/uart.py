@@ -26,6 +26,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
+from .errors import InputError
 
 __all__ = ["UartRx", "UartTx", "check_divisor", "divisor_for"]
 
@@ -33,16 +34,16 @@ __all__ = ["UartRx", "UartTx", "check_divisor", "divisor_for"]
 def check_divisor(divisor) -> int:
     divisor = operator.index(divisor)
     if not 4 <= divisor <= 1 << 20:
-        raise ValueError(f"divisor must be 4..{1 << 20} clock cycles per bit, not {divisor}")
+        raise InputError(f"divisor must be 4..{1 << 20} clock cycles per bit, not {divisor}")
     return divisor
 
 
 def divisor_for(clk_hz: float, baud: int) -> int:
-    """Nearest integer divisor; raises ``ValueError`` if the baud rate it gives
+    """Nearest integer divisor; raises :class:`~nnloom.hw.errors.InputError` (a ``ValueError``) if the baud rate it gives
     is off by more than 2 % (8N1 tolerates about 4 % between both ends)."""
     div = round(clk_hz / baud)
     if div < 4 or abs(clk_hz / div - baud) / baud > 0.02:
-        raise ValueError(f"baud rate {baud} is not reachable within 2 % from {clk_hz:g} Hz")
+        raise InputError(f"baud rate {baud} is not reachable within 2 % from {clk_hz:g} Hz")
     return div
 
 

@@ -16,18 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
+from nnloom import examples
+
 from nnloom.gen.accelerator import quantize_network
 from nnloom.gen.frontend.loaders import load_network
 from nnloom.gen.train.digits import digits_split
 
-__all__ = ["EXAMPLES", "digits_qnet", "resolve"]
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+__all__ = ["digits_qnet", "resolve"]
 
 
-def resolve(name_or_path: str) -> Path:
+def resolve(name_or_path) -> Path:
+    """A path as it is; a bare name is a shipped example (package data)."""
     p = Path(name_or_path)
-    return p if p.suffix else EXAMPLES / f"{name_or_path}.toml"
+    return p if p.suffix else examples.path(str(name_or_path))
 
 
 @lru_cache(maxsize=None)

@@ -128,11 +128,14 @@ def _versions() -> str:
 def run(design, test_module: str, *, params: dict | None = None, toplevel: str = "top",
         sim: str | None = None, waves: bool | None = None, build_args: tuple = (),
         testcase: str | None = None, seed: int | None = None,
-        extra_env: dict | None = None) -> SimResult:
+        extra_env: dict | None = None, build_status=None) -> SimResult:
     """Build ``design`` and run the cocotb tests of ``test_module`` on it.
 
     ``design`` is an Amaranth component or Verilog text.  ``sim`` is
     ``"verilator"`` (default, or ``$NNLOOM_SIM``) or ``"icarus"``.
+    ``build_status(text)``, if given, is a context manager factory entered
+    around a simulator build that is not in the cache (the command line
+    shows a status line with it).
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -172,10 +175,14 @@ def run(design, test_module: str, *, params: dict | None = None, toplevel: str =
             build_dir.mkdir(parents=True)
             src.write_text(text)
             log = build_dir / "build.log"
+            status = build_status(f"building the {sim} model of {toplevel} "
+                                  "(once; cached by a hash of the Verilog)") \
+                if build_status else contextlib.nullcontext()
             try:
-                runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
-                             build_args=args, waves=bool(waves), timescale=timescale,
-                             always=True, log_file=log)
+                with status:
+                    runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
+                                 build_args=args, waves=bool(waves), timescale=timescale,
+                                 always=True, log_file=log)
             except (Exception, SystemExit) as e:
                 raise SimulationFailed(f"{sim} build failed ({e}); log: {log}\n{_tail(log)}") from None
             stamp.write_text(key)

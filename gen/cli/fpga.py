@@ -1,16 +1,20 @@
-"""``nnloom fpga build`` and ``nnloom fpga run`` (see docs/boards.md).
+"""``nnloom fpga build`` and ``nnloom fpga run`` (docs/boards.md).
 
 Bad input, an unknown board, and a design that does not fit are one line on
-stderr and exit status 2 (through :class:`nnloom.gen.cli.UsageError`); a tool that
-fails is exit status 1 with the end of its log.
+stderr and exit status 2; a tool that fails is exit status 1 with the end of
+its log (``EXIT_CODES`` in :mod:`nnloom.gen.cli`).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 
-__all__ = ["main"]
+from nnloom.hw.errors import InputError
+
+from .common import Parser, Progress, UsageError, add_design_options, design_options, network_path
+
+__all__ = ["run"]
+
 
 USAGE = """usage: nnloom fpga build NETWORK --board NAME [-o DIR] [--size P] [--clock MHZ] [--baud N]
                          [--check] [--synth-opts OPTS]
@@ -19,33 +23,18 @@ USAGE = """usage: nnloom fpga build NETWORK --board NAME [-o DIR] [--size P] [--
 boards: {boards}"""
 
 
-def _usage_error(msg):
-    from nnloom.gen.cli import UsageError
-    return UsageError(msg)
-
-
 def _common(ap):
-    ap.add_argument("network")
-    ap.add_argument("--board", required=True)
-    ap.add_argument("--size", type=int, help="array side P (2, or a multiple of 4); default: the "
-                                               "planner's, or the largest that fits")
+    ap.add_argument("network", help="network file (.toml with weights, .onnx) or a shipped example")
+    add_design_options(ap, board_required=True)
     ap.add_argument("--baud", type=int, default=115200)
 
 
 def _checked(fn, *args, **kw):
-    """Run ``fn``; turn the errors of bad input into one-line usage errors."""
-    from nnloom.gen.planner.boards import BoardError
-    from nnloom.gen.frontend.network import NetworkError
-
-    from nnloom.fpga.board import PllError
-    from nnloom.fpga.fit import FitError
-
+    """Run ``fn``; bad input becomes a one-line ``fpga: ...`` usage error."""
     try:
         return fn(*args, **kw)
-    except (FitError, BoardError, NetworkError, PllError) as e:
-        raise _usage_error(f"fpga: {e}") from None
-    except ValueError as e:          # e.g. an unreachable baud rate
-        raise _usage_error(f"fpga: {e}") from None
+    except InputError as e:
+        raise UsageError(f"fpga: {e}") from None
 
 
 def _print_table(r: dict) -> None:
@@ -73,26 +62,22 @@ def _print_table(r: dict) -> None:
 
 
 def cmd_build(argv) -> int:
-    from nnloom.gen.cli import _Parser
-    from nnloom.gen.cli.accel import check_size_option
+    from nnloom.fpga.build import build_network
 
-    from nnloom.fpga.build import ToolError, build_network
-
-    ap = _Parser(prog="nnloom fpga build")
+    ap = Parser(prog="nnloom fpga build")
     _common(ap)
     ap.add_argument("-o", "--output", help="output directory (default build/NETWORK-BOARD)")
     ap.add_argument("--clock", type=float, help="target clock in MHz (ECP5: a PLL); default the board's")
     ap.add_argument("--check", action="store_true", help="fit check only, no synthesis")
     ap.add_argument("--synth-opts", default="", help="extra synth_ice40 / synth_ecp5 options")
     args = ap.parse_args(argv)
-    check_size_option(args.size)
-    try:
-        r = _checked(build_network, args.network, args.board, args.output, size=args.size,
-                     clock_mhz=args.clock, baud=args.baud, fit_only=args.check,
-                     synth_opts=args.synth_opts)
-    except ToolError as e:
-        print(f"nnloom: fpga build: {e}", file=sys.stderr)
-        return 1
+    opts = design_options(args)
+    progress = Progress()
+    status = (lambda: progress.step(f"fpga build for {args.board}: Yosys, nextpnr and the "
+                                    "packer (a minute or more)"))
+    r = _checked(build_network, network_path(args.network), opts["board"], args.output,
+                 size=opts["size"], clock_mhz=args.clock, baud=args.baud,
+                 fit_only=args.check, synth_opts=args.synth_opts, status=status)
     if args.check:
         print(json.dumps(r["fit"], indent=1))
         return 0
@@ -101,49 +86,41 @@ def cmd_build(argv) -> int:
 
 
 def cmd_run(argv) -> int:
-    from nnloom.gen.cli import _Parser
-    from nnloom.gen.cli.accel import check_size_option
-
-    from nnloom.hw import uart_link as link
     from nnloom.fpga.build import prepare
     from nnloom.fpga.host import check_board, open_port, run_samples
+    from nnloom.sim.accel_models import digits_qnet
+    from nnloom.sim.golden.qnet import run as golden_run
 
-    ap = _Parser(prog="nnloom fpga run")
+    ap = Parser(prog="nnloom fpga run")
     _common(ap)
     ap.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB0")
     ap.add_argument("--samples", type=int, default=10, help="test digits to run")
     args = ap.parse_args(argv)
-    check_size_option(args.size)
-    network, qnet, cfg, prog, _, _ = _checked(prepare, args.network, args.board, size=args.size)
-    from nnloom.sim.accel_models import digits_qnet
-    from nnloom.sim.golden.qnet import run as golden_run
-
-    _, _, xq, y, _ = digits_qnet(args.network)
+    opts = design_options(args)
+    path = network_path(args.network)
+    the_build, _ = _checked(prepare, path, opts["board"], size=opts["size"])
+    _, _, xq, y, _ = digits_qnet(str(path))
     try:
         port = open_port(args.port, args.baud)
     except Exception as e:      # pyserial's SerialException, OSError
-        raise _usage_error(f"fpga run: --port: {e}") from None
+        raise UsageError(f"fpga run: --port: {e}") from None
     with port:
-        try:
-            check_board(port, cfg)
-            rows = run_samples(port, prog, lambda x: golden_run(qnet, x)[-1], xq,
-                               range(args.samples))
-        except (link.LinkError, link.AccelError) as e:
-            print(f"nnloom: fpga run: {e}", file=sys.stderr)
-            return 1
+        check_board(port, the_build.config)
+        rows = run_samples(port, the_build.program,
+                           lambda x: golden_run(the_build.qnet, x)[-1], xq, range(args.samples))
     for row in rows:
         print(f"digit {row['sample']}: class {row['class']} (label {y[row['sample']]}), "
               f"{row['cycles']} cycles, {'bit-exact' if row['bit_exact'] else 'DIFFERS from golden'}")
     return 0 if all(r["bit_exact"] for r in rows) else 1
 
 
-def main(argv) -> int:
-    from nnloom.gen.planner.boards import BOARDS
+def run(argv) -> int:
+    from nnloom.gen.planner import BOARDS
 
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE.format(boards=", ".join(BOARDS)))
         return 0
     cmds = {"build": cmd_build, "run": cmd_run}
     if argv[0] not in cmds:
-        raise _usage_error(f"fpga: unknown subcommand {argv[0]!r}; choose from: build, run")
+        raise UsageError(f"fpga: unknown subcommand {argv[0]!r}; choose from: build, run")
     return cmds[argv[0]](argv[1:])

@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from nnloom.hw.errors import InputError
 
 __all__ = ["QLayer", "QuantizedNetwork", "multiplier_from_real", "INT8", "ACC_WIDTH"]
 
@@ -51,9 +52,9 @@ def multiplier_from_real(real: float) -> tuple[int, int]:
     range return ``(0, 1)`` (the layer outputs its zero point).
     """
     if not real > 0 or not math.isfinite(real):
-        raise ValueError(f"requantization scale must be a positive number, not {real}")
+        raise InputError(f"requantization scale must be a positive number, not {real}")
     if real >= 2 ** 29:
-        raise ValueError(f"requantization scale {real} too large (max 2**29)")
+        raise InputError(f"requantization scale {real} too large (max 2**29)")
     mant, exp = math.frexp(real)          # real = mant * 2**exp, 0.5 <= mant < 1
     mult = round(mant * (1 << 31))
     shift = 31 - exp

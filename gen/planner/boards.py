@@ -21,7 +21,7 @@ import importlib
 from dataclasses import dataclass
 from nnloom.hw.errors import InputError
 
-__all__ = ["Budget", "Board", "BOARDS", "board", "BoardError"]
+__all__ = ["Budget", "Board", "BOARDS", "DEFAULT_BOARD", "board", "BoardError"]
 
 
 class BoardError(InputError):
@@ -115,6 +115,11 @@ BOARDS: dict[str, Board] = {b.name: b for b in [
           Budget(dsps=28, luts=24288, ffs=24288, bram_bits=56 * _EBR18, clock_mhz=48.0,
                  dram_bytes_per_cycle=16.0, family="ecp5", bram_block_bits=_EBR18)),
 ]}
+
+
+#: The board ``nnloom plan`` plans for when none is named: the largest of
+#: the boards above (156 DSPs), so the plan shows what the network can use.
+DEFAULT_BOARD = "ulx3s-85f"
 
 
 def board(name: str) -> Board:

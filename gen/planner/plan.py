@@ -1,6 +1,6 @@
 """The planner: engine parameters that maximize throughput within a budget.
 
-:func:`plan` searches systolic arrays (rows x cols from :data:`SIZES`, WS
+:func:`plan` searches systolic arrays (rows x cols from :data:`SEARCH_DIMS`, WS
 and OS) and, for each array that fits the budget's DSPs, LUTs and
 flip-flops (:func:`nnloom.gen.perf.resources.estimate`), the buffer sizes at which some
 layer's DRAM traffic drops (:func:`nnloom.gen.perf.model.buffer_needs`) that fit the
@@ -31,10 +31,10 @@ from nnloom.gen.perf.model import (LayerPerf, Memory, onchip_step, buffer_needs,
 from nnloom.gen.perf.resources import estimate
 from nnloom.hw.errors import InputError
 
-__all__ = ["Plan", "PlanError", "plan", "SIZES", "fixed_plan"]
+__all__ = ["Plan", "PlanError", "plan", "SEARCH_DIMS", "fixed_plan"]
 
 #: Array side lengths the planner tries (SystolicConfig allows 1..64).
-SIZES = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
+SEARCH_DIMS = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64)
 _BUFS = ("act", "weight", "out")
 
 
@@ -152,7 +152,7 @@ def _configs(base: SystolicConfig, fixed: bool, dataflows=("ws", "os")):
     if fixed:
         yield base
         return
-    for df, r, c in itertools.product(dataflows, SIZES, SIZES):
+    for df, r, c in itertools.product(dataflows, SEARCH_DIMS, SEARCH_DIMS):
         yield base.replace(rows=r, cols=c, dataflow=df)
 
 
@@ -243,7 +243,7 @@ def _reasons(steps, cfg, bufs, use, budget, perf, tried, fitted, over, fixed, da
     if fixed:
         out.append(f"array fixed by the user: {R}x{C} {cfg.dataflow.upper()}; buffers planned")
     else:
-        out.append(f"searched {tried} arrays (rows, cols in {SIZES[0]}..{SIZES[-1]}, "
+        out.append(f"searched {tried} arrays (rows, cols in {SEARCH_DIMS[0]}..{SEARCH_DIMS[-1]}, "
                    f"{' and '.join(d.upper() for d in dataflows)}); "
                    f"{fitted} fit the budget")
         binding = max(over, key=over.get)

@@ -120,8 +120,9 @@ def _init(network: Network, rng):
 
 
 def train_digits(network: Network, seed: int = 0, epochs: int | None = None,
-                 lr: float = 2e-3, batch: int = 32) -> Network:
-    """A copy of ``network`` with weights trained on the digits training split."""
+                 lr: float = 2e-3, batch: int = 32, progress=None) -> Network:
+    """A copy of ``network`` with weights trained on the digits training split.
+    ``progress(done, epochs)`` is called after each epoch."""
     if int(np.prod(network.input_shape)) != 64 or network.output_shape != (10,):
         raise NetworkError(network.source, "input.shape",
                            f"expected 64 inputs and 10 outputs for digits, got {list(network.input_shape)} "
@@ -136,7 +137,7 @@ def train_digits(network: Network, seed: int = 0, epochs: int | None = None,
     m = {k: np.zeros_like(v) for k, v in p.items()}
     v = {k: np.zeros_like(v) for k, v in p.items()}
     t = 0
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = rng.permutation(len(xtr))
         for b0 in range(0, len(order), batch):
             idx = order[b0:b0 + batch]
@@ -157,6 +158,8 @@ def train_digits(network: Network, seed: int = 0, epochs: int | None = None,
                 v[key] = 0.999 * v[key] + 0.001 * g * g
                 mh, vh = m[key] / (1 - 0.9 ** t), v[key] / (1 - 0.999 ** t)
                 p[key] -= lr * mh / (np.sqrt(vh) + 1e-8)
+        if progress is not None:
+            progress(epoch + 1, epochs)
     weights = {k: val.astype(np.float32) for k, val in p.items()}
     return Network(network.name, network.input_shape, list(network.layers), weights, network.source)
 
@@ -178,7 +181,7 @@ def main(argv=None) -> int:
 
     from nnloom.gen.frontend.loaders.toml_format import parse_toml
 
-    ap = argparse.ArgumentParser(prog="python -m gen.train")
+    ap = argparse.ArgumentParser(prog="python -m nnloom.gen.train.digits")
     ap.add_argument("network")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

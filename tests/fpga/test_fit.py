@@ -67,14 +67,15 @@ def test_default_sizes_are_the_largest_that_fit():
     cells), the planner's 4 x 4 on the ULX3S."""
     sizes = {}
     for name in ("icebreaker", "ulx3s-85f"):
-        _, qnet, cfg, _, depth, _ = prepare("examples/digits_mlp.toml", name)
+        b, depth = prepare("examples/digits_mlp.toml", name)
+        qnet, cfg = b.qnet, b.config
         sizes[name] = (cfg.size, cfg.data_width)
         check_fit(cfg, board(name), depth)               # fits
         big, _, _ = largest_fit(qnet, board(name))
         assert big.size >= cfg.size
     assert sizes == {"icebreaker": (2, 16), "ulx3s-85f": (4, 32)}
     # and nothing bigger than 2 x 2 fits the iCEBreaker
-    _, qnet, *_ = prepare("examples/digits_mlp.toml", "icebreaker")
+    qnet = prepare("examples/digits_mlp.toml", "icebreaker")[0].qnet
     assert largest_fit(qnet, board("icebreaker"))[0].size == 2
 
 
@@ -84,7 +85,8 @@ def test_a_planned_array_that_does_not_fit_steps_down(monkeypatch):
     from nnloom.gen import accelerator
 
     monkeypatch.setattr(accelerator, "square_side", lambda pes: 8)
-    _, qnet, cfg, _, _, _ = prepare("examples/digits_mlp.toml", "icebreaker")
+    b, _ = prepare("examples/digits_mlp.toml", "icebreaker")
+    qnet, cfg = b.qnet, b.config
     assert cfg.size == largest_fit(qnet, board("icebreaker"))[0].size == 2
     r = build_network("examples/digits_mlp.toml", "icebreaker", fit_only=True)
     assert r["config"]["size"] == 2 and r["plan"]["size"] == 8
@@ -98,7 +100,7 @@ def test_nothing_fits_gives_the_smallest_arrays_error():
                  Budget(dsps=8, luts=2000, ffs=5280, bram_bits=30 * 4096 + 4 * 262144,
                         clock_mhz=12.0, dram_bytes_per_cycle=0.5, family="ice40",
                         bram_block_bits=4096))
-    _, qnet, *_ = prepare("examples/digits_mlp.toml", "icebreaker")
+    qnet = prepare("examples/digits_mlp.toml", "icebreaker")[0].qnet
     cfg, depth, err = largest_fit(qnet, tiny)
     assert cfg is None and depth is None
     assert err.resource == "LUT4s" and "a 2 x 2 array on tiny" in str(err)

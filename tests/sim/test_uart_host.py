@@ -5,10 +5,8 @@ model, the protocol's errors, and the status LEDs.  One Verilator build."""
 import pytest
 
 from nnloom.fpga.build import prepare
-from nnloom.hw.board_top import BoardTop, mem_depth_for
-from nnloom.sim.accel_models import digits_qnet
+from nnloom.hw.board_top import BoardTop
 from nnloom.sim.runner import run
-from nnloom.gen.compiler.compile import compile_network
 
 DIVISOR = 4        # clock cycles per UART bit: fast in simulation
 
@@ -18,9 +16,8 @@ DIVISOR = 4        # clock cycles per UART bit: fast in simulation
 def test_uart_host_digits(board, simulator):
     """The array each board's build gets for the MLP (fpga.build.prepare:
     4 x 4 on the ULX3S, 2 x 2 on a 16-bit bus on the iCEBreaker)."""
-    cfg = prepare("examples/digits_mlp.toml", board)[2]
-    _, qnet, _, _, _ = digits_qnet("digits_mlp")
-    depth = mem_depth_for(compile_network(qnet, cfg).size)
+    b, depth = prepare("examples/digits_mlp.toml", board)
+    cfg = b.config
     run(BoardTop(cfg, mem_depth=depth, divisor=DIVISOR), "nnloom.sim.tb.uart_tb", sim=simulator,
         params={"config": cfg.to_dict(), "network": "digits_mlp", "samples": [0, 7, 13],
                 "divisor": DIVISOR, "gap": 0.2, "seed": 11})

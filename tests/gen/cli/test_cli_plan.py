@@ -32,6 +32,22 @@ def test_minerva_on_ulx3s_writes_report(tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_no_board_plans_for_the_default_board_and_says_so(tmp_path, capsys):
+    """``nnloom plan NETWORK`` alone plans for DEFAULT_BOARD, names it on
+    stderr, and gives the same plan as ``--board DEFAULT_BOARD``."""
+    from nnloom.gen.planner import DEFAULT_BOARD
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert main(["plan", "minerva_mlp", "-o", str(a)]) == 0      # a shipped example, by name
+    err = capsys.readouterr().err
+    assert f"planning for the default board {DEFAULT_BOARD}" in err
+    assert main(["plan", str(MINERVA), "--board", DEFAULT_BOARD, "-o", str(b)]) == 0
+    ja, jb = json.loads(a.read_text()), json.loads(b.read_text())
+    assert ja["board"] == DEFAULT_BOARD
+    ja.pop("source"), jb.pop("source")
+    assert ja == jb
+
+
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_scalesim_gemm_fixed_array_cycles_equal_rtl(tmp_path, capsys, dataflow):
     csv = tmp_path / "layers.csv"
@@ -73,7 +89,6 @@ BAD = [
     (["plan", "{net}", "--costs", "{bad_costs}"], "costs.rf: expected a number"),
     (["plan", "{net}", "--engine", "tpu"], "plan: --engine: expected systolic | eyeriss | eie"),
     (["plan", "{net}", "--engine", "eyeriss"], "plan: --engine: expected systolic, got eyeriss"),
-    (["plan", "{net}"], "plan: --board: expected a board name, --budget or --array, got none"),
     (["plan", "{net}", "--budget", "dsps=1"], "plan: --budget: luts: expected a value"),
     (["plan", "{net}", "--budget", "lut=1"], "plan: --budget: lut: expected KEY=VALUE"),
     (["plan", "{net}", "--budget", "dsps=x"], "plan: --budget: dsps: expected a number"),

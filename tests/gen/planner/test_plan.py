@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from nnloom.gen.planner.boards import BOARDS, Budget, BoardError, board
 from nnloom.gen.frontend.network import Conv2d, Dense, Flatten, MaxPool, Network, ReLU
 from nnloom.gen.perf.model import Memory, buffer_needs, layer_steps, network_perf
-from nnloom.gen.planner.plan import SIZES, PlanError, plan
+from nnloom.gen.planner.plan import SEARCH_DIMS, PlanError, plan
 from nnloom.gen.perf.resources import estimate
 from nnloom.hw.systolic import SystolicConfig
 
@@ -73,8 +73,8 @@ def test_plan_is_fastest_with_ideal_buffers():
                  dram_bytes_per_cycle=64)
     p = plan(CNN, big)
     for df in ("ws", "os"):
-        for r in SIZES[::3]:
-            for c in SIZES[::3]:
+        for r in SEARCH_DIMS[::3]:
+            for c in SEARCH_DIMS[::3]:
                 cfg = SystolicConfig(rows=r, cols=c, dataflow=df)
                 needs = buffer_needs(cfg, layer_steps(CNN))
                 mem = Memory(**{k: v[-1] for k, v in needs.items()}, dram_bytes_per_cycle=64)
