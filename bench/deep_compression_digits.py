@@ -25,8 +25,8 @@ import sys
 
 import numpy as np  # noqa: E402
 
-from nnloom.gen.compiler.compress import compress_layer, prune  # noqa: E402
-from nnloom.gen.compiler.csc import storage_bits  # noqa: E402
+from nnloom.gen.compiler import compress_layer, prune  # noqa: E402
+from nnloom.gen.compiler import storage_bits  # noqa: E402
 from nnloom.hw.eie_config import EIEConfig  # noqa: E402
 from nnloom.sim.golden.eie import spmv  # noqa: E402
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from nnloom.gen.frontend.loaders import load_network  # noqa: E402
-from nnloom.gen.frontend.quantize import quantize  # noqa: E402
-from nnloom.gen.train.digits import digits_split, train_digits  # noqa: E402
+from nnloom.gen.frontend import load_network  # noqa: E402
+from nnloom.gen.frontend import quantize  # noqa: E402
+from nnloom.gen.train import digits_split, train_digits  # noqa: E402
 from nnloom.sim.golden.qnet import predict  # noqa: E402
 
 

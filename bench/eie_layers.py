@@ -20,7 +20,7 @@ import sys
 
 import numpy as np  # noqa: E402
 
-from nnloom.gen.perf.eie import dense_equivalent_gops, random_counts, simulate_layer  # noqa: E402
+from nnloom.gen.perf import dense_equivalent_gops, random_counts, simulate_layer  # noqa: E402
 from nnloom.hw.eie_config import EIEConfig  # noqa: E402
 
 #: name: (input, output, weight density, activation density), from the EIE paper

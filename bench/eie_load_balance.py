@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np  # noqa: E402
 
-from nnloom.gen.perf.eie import random_counts, simulate_layer  # noqa: E402
+from nnloom.gen.perf import random_counts, simulate_layer  # noqa: E402
 from nnloom.hw.eie_config import EIEConfig  # noqa: E402
 
 DEPTHS = [1, 2, 4, 8, 16, 32]

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np  # noqa: E402
 
-from nnloom.gen.perf.dataflow_compare import output_stationary, weight_stationary  # noqa: E402
-from nnloom.gen.perf.energy import TABLES, CostTable, CostTableError  # noqa: E402
-from nnloom.gen.compiler.eyeriss_map import ConvLayer, choose_mapping, gating_savings, predict  # noqa: E402
+from nnloom.gen.perf import output_stationary, weight_stationary  # noqa: E402
+from nnloom.gen.perf import TABLES, CostTable, CostTableError  # noqa: E402
+from nnloom.gen.compiler import ConvLayer, choose_mapping, gating_savings, predict  # noqa: E402
 from nnloom.hw.eyeriss import EyerissConfig  # noqa: E402
 
 # (name, H, W, C, M, R, S, stride, padding), as in Eyeriss (JSSC 2017, table of AlexNet).

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 
-from nnloom.gen.frontend.fixedpoint import QFormat  # noqa: E402
+from nnloom.gen.frontend import QFormat  # noqa: E402
 from nnloom.hw.minerva import MinervaConfig, MinervaLanes  # noqa: E402
 from nnloom.sim.golden.minerva import fc_layer  # noqa: E402
 from nnloom.sim.golden.razor import flip_faults, mask, rate_code, to_signed  # noqa: E402

@@ -17,10 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from nnloom.gen.planner.boards import BOARDS  # noqa: E402
-from nnloom.gen.frontend.loaders import load_network  # noqa: E402
-from nnloom.gen.planner.plan import PlanError, plan  # noqa: E402
-from nnloom.gen.perf.roofline import roofline_png  # noqa: E402
+from nnloom.gen.planner import BOARDS  # noqa: E402
+from nnloom.gen.frontend import load_network  # noqa: E402
+from nnloom.gen.planner import PlanError, plan  # noqa: E402
+from nnloom.gen.perf import roofline_png  # noqa: E402
 from nnloom.gen.verilog import write_atomic  # noqa: E402
 
 NETWORKS = ["minerva_mlp.toml", "digits_mlp.toml", "lenet_digits.toml", "alexnet.toml"]

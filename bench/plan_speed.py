@@ -17,9 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from nnloom.gen.planner.boards import BOARDS  # noqa: E402
-from nnloom.gen.frontend.loaders import load_network  # noqa: E402
-from nnloom.gen.planner.plan import plan  # noqa: E402
+from nnloom.gen.planner import BOARDS  # noqa: E402
+from nnloom.gen.frontend import load_network  # noqa: E402
+from nnloom.gen.planner import plan  # noqa: E402
 
 MINERVA = ROOT / "examples" / "minerva_mlp.toml"
 

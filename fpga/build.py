@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from nnloom.gen.accelerator import replace_dir
-from nnloom.gen.planner.boards import board as get_board
+from nnloom.gen.planner import board as get_board
 from nnloom.hw.board_top import BoardTop, mem_depth_for
 from nnloom.hw.uart import divisor_for
 

@@ -39,8 +39,8 @@ from __future__ import annotations
 import math
 
 from nnloom.gen.accelerator import ARRAY_SIDES, first_fit
-from nnloom.gen.planner.boards import Board
-from nnloom.gen.perf.resources import estimate
+from nnloom.gen.planner import Board
+from nnloom.gen.perf import estimate
 from nnloom.hw.accel_core import AccelConfig
 from nnloom.hw.errors import InputError
 

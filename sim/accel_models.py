@@ -19,8 +19,8 @@ import numpy as np
 from nnloom import examples
 
 from nnloom.gen.accelerator import quantize_network
-from nnloom.gen.frontend.loaders import load_network
-from nnloom.gen.train.digits import digits_split
+from nnloom.gen.frontend import load_network
+from nnloom.gen.train import digits_split
 
 __all__ = ["digits_qnet", "resolve"]
 

@@ -16,7 +16,7 @@ import random
 from cocotb.triggers import RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-from nnloom.gen.compiler.compile import Program
+from nnloom.gen.compiler import Program
 from nnloom.hw.accel import ERRORS, REGS
 
 __all__ = ["AccelRuntime", "AccelError", "check_inference"]

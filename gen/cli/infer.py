@@ -15,7 +15,7 @@ def run(argv: list[str]) -> int:
 
     import numpy as np
 
-    from nnloom.gen.frontend.network import Network, NetworkError
+    from nnloom.gen.frontend import Network, NetworkError
     from nnloom.gen.verilog import write_atomic
 
     parser = Parser(prog="nnloom infer", description="Run the golden model: int8 for quantized "
@@ -31,9 +31,9 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--dequantize", action="store_true", help="write real values instead of int8 codes")
     args = parser.parse_args(argv)
     try:
-        from nnloom.gen.frontend.loaders import load_model, load_network
-        from nnloom.gen.frontend.quantize import QuantizeError, quantize
-        from nnloom.gen.frontend.qtypes import QuantizedNetwork
+        from nnloom.gen.frontend import load_model, load_network
+        from nnloom.gen.frontend import QuantizeError, quantize
+        from nnloom.gen.frontend import QuantizedNetwork
         from nnloom.sim.golden.qnet import run, run_float
 
         args.network = str(network_path(args.network))
@@ -96,7 +96,7 @@ def _calibration(net, x, path):
         c = _load_npy(path, "--calibration")
         return c.astype(np.float64).reshape(-1, *net.input_shape), f"calibrated on {path}"
     if int(np.prod(net.input_shape)) == 64 and net.output_shape == (10,):
-        from nnloom.gen.train.digits import digits_split
+        from nnloom.gen.train import digits_split
 
         return digits_split(0, net.input_shape)[0], "calibrated on the digits training split"
     return x.astype(np.float64).reshape(-1, *net.input_shape), "calibrated on the input"

@@ -32,7 +32,7 @@ def _plan_args(argv):
 
 
 def _plan_budget(args):
-    from nnloom.gen.planner.boards import BoardError, Budget, board
+    from nnloom.gen.planner import BoardError, Budget, board
 
     try:
         budget = board(args.board).budget if args.board else None
@@ -79,7 +79,7 @@ def _plan_config(args):
 
 
 def _plan_costs(text):
-    from nnloom.gen.perf.energy import TABLES, CostTable, CostTableError
+    from nnloom.gen.perf import TABLES, CostTable, CostTableError
 
     if text in TABLES:
         return TABLES[text]
@@ -151,8 +151,8 @@ def run(argv: list[str]) -> int:
         print(f"nnloom: plan: no --board, --budget or --array given: planning for the default "
               f"board {DEFAULT_BOARD} (--board picks another: {', '.join(BOARDS)})",
               file=sys.stderr)
-    from nnloom.gen.perf.model import EngineUnavailable, Memory, network_perf
-    from nnloom.gen.planner.plan import PlanError, fixed_plan, plan
+    from nnloom.gen.perf import EngineUnavailable, Memory, network_perf
+    from nnloom.gen.planner import PlanError, fixed_plan, plan
 
     console = Console(width=140)
     if args.engine != "systolic":  # no planner for these yet: their model's figures only
@@ -190,7 +190,7 @@ def run(argv: list[str]) -> int:
                   "costs": {"name": costs.name, "unit": costs.unit, "source": costs.source}}
         outputs[args.output] = json.dumps(report, indent=1) + "\n"
     if args.roofline:
-        from nnloom.gen.perf.roofline import roofline_png
+        from nnloom.gen.perf import roofline_png
 
         outputs[args.roofline] = roofline_png(
             result.layers, result.peak_macs_per_cycle, result.dram_bytes_per_cycle,

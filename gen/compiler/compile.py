@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nnloom.gen.frontend.qtypes import QuantizedNetwork
+from nnloom.gen.frontend import QuantizedNetwork
 from nnloom.hw.accel_core import AccelConfig
 from nnloom.hw.accel_isa import INSTRUCTION, INSTRUCTION_BITS, PARAM_ENTRY, Op
 from nnloom.hw.packing import pack

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnloom.gen.perf.energy import EYERISS_NORMALIZED, CostTable
+from nnloom.gen.perf import EYERISS_NORMALIZED, CostTable
 from nnloom.hw.eyeriss_pe import EyerissConfig
 from nnloom.hw.errors import InputError
 

@@ -2,11 +2,22 @@
 quantization and number formats.
 """
 
-from .network import NetworkError, Conv2d, Dense, ReLU, MaxPool, AvgPool, Flatten, Layer, Network, LAYER_KINDS
+from .network import (
+    NetworkError, Conv2d, Dense, ReLU, MaxPool, AvgPool, Flatten, Layer, Network, LAYER_KINDS,
+)
 from .loaders import load_network, load_model, EXTENSIONS
 from .qtypes import QLayer, QuantizedNetwork, multiplier_from_real, INT8, ACC_WIDTH
 from .quantize import quantize, QuantizeError, FORMATS
-from .fixedpoint import QFormat, ROUNDINGS, requantize, round_shift, MINERVA_WEIGHT, MINERVA_ACT, MINERVA_PRODUCT
+from .fixedpoint import (
+    QFormat, ROUNDINGS, requantize, round_shift, MINERVA_WEIGHT, MINERVA_ACT, MINERVA_PRODUCT,
+)
 from .float_ref import run_float, windows, im2col, batch
 
-__all__ = ["NetworkError", "Conv2d", "Dense", "ReLU", "MaxPool", "AvgPool", "Flatten", "Layer", "Network", "LAYER_KINDS", "load_network", "load_model", "EXTENSIONS", "QLayer", "QuantizedNetwork", "multiplier_from_real", "INT8", "ACC_WIDTH", "quantize", "QuantizeError", "FORMATS", "QFormat", "ROUNDINGS", "requantize", "round_shift", "MINERVA_WEIGHT", "MINERVA_ACT", "MINERVA_PRODUCT", "run_float", "windows", "im2col", "batch"]
+__all__ = [
+    "NetworkError", "Conv2d", "Dense", "ReLU", "MaxPool", "AvgPool", "Flatten", "Layer",
+    "Network", "LAYER_KINDS", "load_network", "load_model", "EXTENSIONS", "QLayer",
+    "QuantizedNetwork", "multiplier_from_real", "INT8", "ACC_WIDTH", "quantize",
+    "QuantizeError", "FORMATS", "QFormat", "ROUNDINGS", "requantize", "round_shift",
+    "MINERVA_WEIGHT", "MINERVA_ACT", "MINERVA_PRODUCT", "run_float", "windows", "im2col",
+    "batch",
+]

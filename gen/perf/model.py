@@ -210,7 +210,7 @@ def systolic_steps(cfg: SystolicConfig, steps: list[Step], mem: Memory = Memory(
 def systolic_layer(cfg: SystolicConfig, layer, in_shape, mem: Memory = Memory(),
                    costs: CostTable = HOROWITZ_45NM) -> LayerPerf:
     """One layer alone (its input read from and output written to DRAM)."""
-    from nnloom.gen.frontend.network import Network
+    from nnloom.gen.frontend import Network
 
     net = Network(layer.name, in_shape, [layer])
     return systolic_steps(cfg, layer_steps(net), mem, costs)[0]
@@ -219,7 +219,7 @@ def systolic_layer(cfg: SystolicConfig, layer, in_shape, mem: Memory = Memory(),
 def gemm_perf(cfg: SystolicConfig, m: int, k: int, n: int, mem: Memory = Memory(),
               costs: CostTable = HOROWITZ_45NM, name: str = "gemm") -> LayerPerf:
     """A bare M x K x N GEMM (a SCALE-Sim GEMM row): A (M x K) in, C (M x N) out."""
-    from nnloom.gen.frontend.network import Dense
+    from nnloom.gen.frontend import Dense
 
     st = Step(Dense(name, n, bias=False), (m * k,), (m * n,), (m, k, n), False)
     return systolic_steps(cfg, [st], mem, costs)[0]

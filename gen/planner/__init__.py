@@ -4,4 +4,7 @@
 from .boards import Budget, Board, BOARDS, DEFAULT_BOARD, board, BoardError
 from .plan import Plan, PlanError, plan, SEARCH_DIMS, fixed_plan
 
-__all__ = ["Budget", "Board", "BOARDS", "DEFAULT_BOARD", "board", "BoardError", "Plan", "PlanError", "plan", "SEARCH_DIMS", "fixed_plan"]
+__all__ = [
+    "Budget", "Board", "BOARDS", "DEFAULT_BOARD", "board", "BoardError", "Plan", "PlanError",
+    "plan", "SEARCH_DIMS", "fixed_plan",
+]

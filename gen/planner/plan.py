@@ -25,10 +25,10 @@ import numpy as np
 from nnloom.hw.systolic import SystolicConfig
 
 from nnloom.gen.planner.boards import Budget
-from nnloom.gen.perf.energy import HOROWITZ_45NM, CostTable
+from nnloom.gen.perf import HOROWITZ_45NM, CostTable
 from nnloom.gen.perf.model import (LayerPerf, Memory, onchip_step, buffer_needs, dram_bytes, ideal_buffers,
                    layer_steps, min_buffers, network_perf)
-from nnloom.gen.perf.resources import estimate
+from nnloom.gen.perf import estimate
 from nnloom.hw.errors import InputError
 
 __all__ = ["Plan", "PlanError", "plan", "SEARCH_DIMS", "fixed_plan"]

@@ -23,8 +23,8 @@ import sys
 
 import numpy as np
 
-from nnloom.gen.frontend.network import Network, NetworkError
-from nnloom.gen.frontend.float_ref import im2col, run_float, windows
+from nnloom.gen.frontend import Network, NetworkError
+from nnloom.gen.frontend import im2col, run_float, windows
 
 __all__ = ["digits_split", "train_digits", "save_weights", "TEST_FRACTION"]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnloom.gen.compiler.csc import CSCMatrix
+from nnloom.gen.compiler import CSCMatrix
 from nnloom.hw.eie_config import EIEConfig
 from nnloom.sim.golden.intarith import saturate, wrap
 

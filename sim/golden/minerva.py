@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnloom.gen.frontend.fixedpoint import QFormat, requantize
+from nnloom.gen.frontend import QFormat, requantize
 from nnloom.hw.minerva import MinervaConfig
 from nnloom.sim.golden.razor import Injector, mask, masked_bits, to_signed
 

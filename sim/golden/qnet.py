@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnloom.gen.frontend.float_ref import batch, im2col, run_float, windows
+from nnloom.gen.frontend import batch, im2col, run_float, windows
 from nnloom.sim.golden.gemm import gemm
 from nnloom.sim.golden.intarith import wrap
 from nnloom.sim.golden.requant import requantize
@@ -82,7 +82,7 @@ def run(qnet, x_int) -> list:
 def predict(model, x) -> np.ndarray:
     """Class index per sample: int8 golden for a QuantizedNetwork (float
     input quantized with its input scale), float reference otherwise."""
-    from nnloom.gen.frontend.qtypes import QuantizedNetwork
+    from nnloom.gen.frontend import QuantizedNetwork
 
     x = np.asarray(x, np.float64)
     if isinstance(model, QuantizedNetwork):

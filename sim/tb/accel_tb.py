@@ -13,7 +13,7 @@ import json
 import cocotb
 import numpy as np
 
-from nnloom.gen.compiler.compile import compile_network
+from nnloom.gen.compiler import compile_network
 from nnloom.hw.accel_core import AccelConfig
 from nnloom.hw.accel_isa import Op
 from nnloom.sim.accel_models import digits_qnet

@@ -24,10 +24,10 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from nnloom.gen.compiler.compress import compress_layer
-from nnloom.gen.compiler.csc import encode
-from nnloom.gen.compiler.eie_image import Layer, build_image
-from nnloom.gen.perf.eie import simulate_layer
+from nnloom.gen.compiler import compress_layer
+from nnloom.gen.compiler import encode
+from nnloom.gen.compiler import Layer, build_image
+from nnloom.gen.perf import simulate_layer
 from nnloom.hw.eie_config import EIEConfig
 from nnloom.sim.golden.eie import spmv
 from nnloom.sim.runner import tb_params

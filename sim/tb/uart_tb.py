@@ -20,7 +20,7 @@ import cocotb
 from cocotb.triggers import Event, FallingEdge, SimTimeoutError, Timer, with_timeout
 
 from nnloom.hw import uart_link as link
-from nnloom.gen.compiler.compile import compile_network
+from nnloom.gen.compiler import compile_network
 from nnloom.hw.accel import REGS, VERSION
 from nnloom.hw.accel_core import AccelConfig
 from nnloom.hw.uart_bridge import CMD_MEM_READ, CMD_REG_READ, NAK

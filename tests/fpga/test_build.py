@@ -10,7 +10,7 @@ import pytest
 
 from nnloom.fpga.build import build_top, ram_style_for
 from nnloom.fpga.fit import board_ram_blocks
-from nnloom.gen.planner.boards import board
+from nnloom.gen.planner import board
 from nnloom.hw.board_top import BoardTop
 
 # smallest plausible bitstreams (bytes): iCE40 UP5K .bin 104 kB; ECP5 85F .bit

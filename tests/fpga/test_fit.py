@@ -6,7 +6,7 @@ import pytest
 from nnloom.fpga.build import build_network, prepare
 from nnloom.fpga.fit import (REQUANT_DSPS, FitError, available, board_estimate, board_ram_blocks,
                       check_fit, largest_fit, memory_blocks)
-from nnloom.gen.planner.boards import board
+from nnloom.gen.planner import board
 from nnloom.gen.cli import main
 from nnloom.hw.accel_core import AccelConfig
 
@@ -95,7 +95,7 @@ def test_a_planned_array_that_does_not_fit_steps_down(monkeypatch):
 
 
 def test_nothing_fits_gives_the_smallest_arrays_error():
-    from nnloom.gen.planner.boards import Board, Budget
+    from nnloom.gen.planner import Board, Budget
     tiny = Board("tiny", "icebreaker.ICEBreakerPlatform", "iCE40UP5K",
                  Budget(dsps=8, luts=2000, ffs=5280, bram_bits=30 * 4096 + 4 * 262144,
                         clock_mhz=12.0, dram_bytes_per_cycle=0.5, family="ice40",

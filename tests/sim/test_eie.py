@@ -4,8 +4,8 @@ against the golden model on the encoding, cycles equal to the cycle model."""
 import numpy as np
 import pytest
 
-from nnloom.gen.compiler.csc import decode, encode
-from nnloom.gen.perf.eie import simulate_layer
+from nnloom.gen.compiler import decode, encode
+from nnloom.gen.perf import simulate_layer
 from nnloom.hw.eie import EIECluster, EIEConfig
 from nnloom.sim.golden.eie import dense_reference, spmv
 from nnloom.sim.runner import run

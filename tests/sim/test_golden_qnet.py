@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 import pytest
 
-from nnloom.gen.frontend.loaders import load_model
-from nnloom.gen.frontend.network import AvgPool, Conv2d, Dense, Flatten, MaxPool, Network, ReLU
-from nnloom.gen.frontend.qtypes import QLayer, QuantizedNetwork
-from nnloom.gen.frontend.quantize import quantize
+from nnloom.gen.frontend import load_model
+from nnloom.gen.frontend import AvgPool, Conv2d, Dense, Flatten, MaxPool, Network, ReLU
+from nnloom.gen.frontend import QLayer, QuantizedNetwork
+from nnloom.gen.frontend import quantize
 from nnloom.sim.golden.qnet import run, run_layer
 from nnloom.sim.onnx_models import ort_run, to_qdq, to_qlinear
 
@@ -251,7 +251,7 @@ def test_run_rejects_out_of_range_input():
 def test_float_view_of_quantized_models(form, tmp_path):
     """load_network on a quantized model gives the dequantized float network
     (biases included), whose output tracks the int8 golden output."""
-    from nnloom.gen.frontend.loaders import load_network
+    from nnloom.gen.frontend import load_network
     from nnloom.sim.golden.qnet import run_float
 
     q, x = make_qnet("lenet_chain", seed=5, fc_bias=form == "qdq")
@@ -276,8 +276,8 @@ def test_models_from_the_onnxruntime_quantizer(name, fmt, activations, tmp_path)
     imports and runs bit-exact on the whole digits test split."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from nnloom.gen.frontend.loaders import load_network
-    from nnloom.gen.train.digits import digits_split
+    from nnloom.gen.frontend import load_network
+    from nnloom.gen.train import digits_split
     from nnloom.sim.onnx_models import to_onnx
 
     net = load_network(f"examples/{name}.toml")

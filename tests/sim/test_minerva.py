@@ -4,7 +4,7 @@ against float arithmetic, and the cocotb regression (two builds)."""
 import numpy as np
 import pytest
 
-from nnloom.gen.frontend.fixedpoint import MINERVA_ACT, MINERVA_WEIGHT
+from nnloom.gen.frontend import MINERVA_ACT, MINERVA_WEIGHT
 from nnloom.gen.verilog import to_verilog
 from nnloom.hw.minerva import MinervaConfig, MinervaLanes
 from nnloom.hw.params import ParamError

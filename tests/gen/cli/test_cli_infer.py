@@ -5,9 +5,9 @@ import onnx
 import pytest
 
 from nnloom.gen.cli import main
-from nnloom.gen.frontend.loaders import load_model, load_network
-from nnloom.gen.frontend.quantize import quantize
-from nnloom.gen.train.digits import digits_split
+from nnloom.gen.frontend import load_model, load_network
+from nnloom.gen.frontend import quantize
+from nnloom.gen.train import digits_split
 from nnloom.sim.golden.qnet import run, run_float
 from nnloom.sim.onnx_models import ort_run, to_qdq
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from nnloom.gen.cli import main
-from nnloom.gen.frontend.loaders import load_network
-from nnloom.gen.perf.model import ENGINE_HOOKS
+from nnloom.gen.frontend import load_network
+from nnloom.gen.perf import ENGINE_HOOKS
 from nnloom.hw.systolic import SystolicConfig
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -120,8 +120,8 @@ EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".tom
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_every_example_plans(path):
-    from nnloom.gen.planner.boards import BOARDS
-    from nnloom.gen.planner.plan import plan
+    from nnloom.gen.planner import BOARDS
+    from nnloom.gen.planner import plan
 
     net = load_network(path)
     for name in ("icebreaker", "ulx3s-85f"):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nnloom.gen.compiler.compile import CompileError, compile_network
-from nnloom.gen.frontend.qtypes import QLayer, QuantizedNetwork
+from nnloom.gen.compiler import CompileError, compile_network
+from nnloom.gen.frontend import QLayer, QuantizedNetwork
 from nnloom.hw.accel_core import AccelConfig
 from nnloom.hw.accel_isa import INSTRUCTION, INSTRUCTION_BITS, Op
 from nnloom.hw.packing import unpack
@@ -87,7 +87,7 @@ def test_pooling_needs_the_pooling_unit():
     from dataclasses import replace
 
     from nnloom.gen.accelerator import quantize_network, size_config
-    from nnloom.gen.frontend.loaders import load_network
+    from nnloom.gen.frontend import load_network
     qnet = quantize_network(load_network("examples/lenet_digits.toml"))
     cfg = size_config(qnet, 4)
     assert cfg.maxpool and cfg.imem_depth >= 8

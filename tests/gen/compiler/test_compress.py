@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnloom.gen.compiler.compress import CompressError, compress_layer, kmeans_share, prune, to_fixed
-from nnloom.gen.compiler.csc import MAX_Z, decode, encode, storage_bits
-from nnloom.gen.compiler.eie_image import CapacityError, Layer, build_image
+from nnloom.gen.compiler import CompressError, compress_layer, kmeans_share, prune, to_fixed
+from nnloom.gen.compiler import MAX_Z, decode, encode, storage_bits
+from nnloom.gen.compiler import CapacityError, Layer, build_image
 from nnloom.hw.eie_config import EIEConfig
 
 
@@ -156,7 +156,7 @@ def test_to_fixed_rounds_half_even_and_saturates():
 def test_random_counts_match_encoder(pes, rows, cols, density):
     """nnloom.gen.perf.eie.random_counts (used by the benches) equals the encoder's
     entry counts, fillers included, on the same random mask."""
-    from nnloom.gen.perf.eie import random_counts
+    from nnloom.gen.perf import random_counts
 
     counts = random_counts(np.random.default_rng(1), rows, cols, pes, density)
     rng = np.random.default_rng(1)

@@ -111,7 +111,7 @@ def test_predicted_macs_and_words(dims):
 
 
 def test_energy_uses_the_cost_table():
-    from nnloom.gen.perf.energy import CostTable
+    from nnloom.gen.perf import CostTable
     layer = ConvLayer("l", h=5, w=5, c=2, m=2, r=3, s=3, padding=1)
     mp = choose_mapping(CFG, layer)
     pred = predict(CFG, layer, mp)
@@ -123,7 +123,7 @@ def test_energy_uses_the_cost_table():
 
 
 def test_gating_savings_are_the_skipped_work():
-    from nnloom.gen.compiler.eyeriss_map import gating_savings
+    from nnloom.gen.compiler import gating_savings
     layer = ConvLayer("l", h=5, w=5, c=2, m=2, r=3, s=3, padding=1)
     mp = choose_mapping(CFG, layer)
     x = np.zeros((2, 5, 5), dtype=np.int64)          # every word zero: every MAC gated
@@ -137,7 +137,7 @@ def test_gating_savings_are_the_skipped_work():
 
 
 def test_ws_os_single_tile_counts():
-    from nnloom.gen.perf.dataflow_compare import output_stationary, weight_stationary
+    from nnloom.gen.perf import output_stationary, weight_stationary
     layer = ConvLayer("l", h=4, w=4, c=1, m=2, r=2, s=2)     # K = 4, E*F = 9, M = 2
     ws = weight_stationary(layer, rows=4, cols=2)             # one 4 x 2 weight tile
     assert ws.macs == layer.macs == 72
@@ -150,7 +150,7 @@ def test_ws_os_single_tile_counts():
 
 def test_rs_lowest_energy_on_alexnet_conv3():
     """The comparison Eyeriss published, on our models (CONV3 at full size)."""
-    from nnloom.gen.perf.dataflow_compare import output_stationary, weight_stationary
+    from nnloom.gen.perf import output_stationary, weight_stationary
     cfg = EyerissConfig(rows=12, cols=14, dim_width=9)
     layer = ConvLayer("CONV3", 13, 13, 256, 384, 3, 3, 1, 1)
     rs = predict(cfg, layer, choose_mapping(cfg, layer, check_glb=False)).energy_per_mac()

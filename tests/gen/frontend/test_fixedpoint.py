@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from nnloom.gen.frontend.fixedpoint import MINERVA_ACT, MINERVA_WEIGHT, QFormat, requantize, round_shift
+from nnloom.gen.frontend import MINERVA_ACT, MINERVA_WEIGHT, QFormat, requantize, round_shift
 
 
 def test_minerva_formats():

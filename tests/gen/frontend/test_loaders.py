@@ -8,9 +8,9 @@ import pytest
 from onnx import TensorProto
 
 from nnloom.gen.cli import main
-from nnloom.gen.frontend.loaders import load_model, load_network
-from nnloom.gen.frontend.network import Conv2d, Dense, NetworkError
-from nnloom.gen.frontend.qtypes import QuantizedNetwork
+from nnloom.gen.frontend import load_model, load_network
+from nnloom.gen.frontend import Conv2d, Dense, NetworkError
+from nnloom.gen.frontend import QuantizedNetwork
 from nnloom.sim.golden.qnet import run_float
 from nnloom.sim.onnx_models import ort_run, to_onnx
 

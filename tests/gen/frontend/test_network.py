@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from nnloom.gen.frontend.network import AvgPool, Conv2d, Dense, Flatten, MaxPool, Network, NetworkError, ReLU
+from nnloom.gen.frontend import (AvgPool, Conv2d, Dense, Flatten,
+    MaxPool, Network, NetworkError, ReLU)
 from nnloom.sim.golden.qnet import run_float
 
 

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from nnloom.gen.frontend.network import Conv2d, Dense, Flatten, MaxPool, Network, NetworkError, ReLU
-from nnloom.gen.frontend.qtypes import multiplier_from_real
-from nnloom.gen.frontend.quantize import QuantizeError, quantize
+from nnloom.gen.frontend import Conv2d, Dense, Flatten, MaxPool, Network, NetworkError, ReLU
+from nnloom.gen.frontend import multiplier_from_real
+from nnloom.gen.frontend import QuantizeError, quantize
 from nnloom.sim.golden.qnet import run, run_float
 
 
@@ -75,8 +75,8 @@ def test_errors():
 
 
 def test_digits_accuracy_survives_quantization():
-    from nnloom.gen.frontend.loaders import load_network
-    from nnloom.gen.train.digits import digits_split
+    from nnloom.gen.frontend import load_network
+    from nnloom.gen.train import digits_split
     from nnloom.sim.golden.qnet import predict
 
     net = load_network("examples/digits_mlp.toml")

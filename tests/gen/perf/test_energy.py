@@ -1,6 +1,6 @@
 import pytest
 
-from nnloom.gen.perf.energy import EYERISS_NORMALIZED, HOROWITZ_45NM, CostTable, CostTableError
+from nnloom.gen.perf import EYERISS_NORMALIZED, HOROWITZ_45NM, CostTable, CostTableError
 
 
 def test_eyeriss_ratios():

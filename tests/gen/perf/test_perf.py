@@ -6,11 +6,11 @@ import types
 
 import pytest
 
-from nnloom.gen.perf.energy import EYERISS_NORMALIZED, HOROWITZ_45NM
-from nnloom.gen.frontend.network import Conv2d, Dense, Flatten, MaxPool, Network, ReLU
-from nnloom.gen.perf.model import (ENGINE_HOOKS, EngineUnavailable, Memory, gemm_perf, layer_steps,
-                      network_perf, systolic_layer, weight_bytes)
-from nnloom.gen.perf.roofline import roof, roofline_png
+from nnloom.gen.perf import EYERISS_NORMALIZED, HOROWITZ_45NM
+from nnloom.gen.frontend import Conv2d, Dense, Flatten, MaxPool, Network, ReLU
+from nnloom.gen.perf import (ENGINE_HOOKS, EngineUnavailable, Memory, gemm_perf,
+    layer_steps, network_perf, systolic_layer, weight_bytes)
+from nnloom.gen.perf import roof, roofline_png
 from nnloom.hw.systolic import SystolicConfig
 
 CFGS = [SystolicConfig(rows=r, cols=c, dataflow=df)

@@ -4,11 +4,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnloom.gen.planner.boards import BOARDS, Budget, BoardError, board
-from nnloom.gen.frontend.network import Conv2d, Dense, Flatten, MaxPool, Network, ReLU
-from nnloom.gen.perf.model import Memory, buffer_needs, layer_steps, network_perf
-from nnloom.gen.planner.plan import SEARCH_DIMS, PlanError, plan
-from nnloom.gen.perf.resources import estimate
+from nnloom.gen.planner import BOARDS, Budget, BoardError, board
+from nnloom.gen.frontend import Conv2d, Dense, Flatten, MaxPool, Network, ReLU
+from nnloom.gen.perf import Memory, buffer_needs, layer_steps, network_perf
+from nnloom.gen.planner import SEARCH_DIMS, PlanError, plan
+from nnloom.gen.perf import estimate
 from nnloom.hw.systolic import SystolicConfig
 
 MLP = Network("mlp", (64,), [Dense("fc1", 48), ReLU("r1"), Dense("fc2", 10)])
@@ -115,7 +115,7 @@ def test_boards():
 
 
 def test_resource_estimate():
-    from nnloom.gen.perf.resources import COEFFS, array_estimate
+    from nnloom.gen.perf import COEFFS, array_estimate
 
     cfg = SystolicConfig(rows=4, cols=6)
     full = array_estimate(cfg, 100)

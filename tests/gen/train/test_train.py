@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from nnloom.gen.frontend.network import AvgPool, Conv2d, Dense, Flatten, MaxPool, Network, NetworkError, ReLU
+from nnloom.gen.frontend import (AvgPool, Conv2d, Dense, Flatten,
+    MaxPool, Network, NetworkError, ReLU)
 from nnloom.gen.train.digits import _backward, _forward, digits_split, train_digits
 from nnloom.sim.golden.qnet import predict
 
