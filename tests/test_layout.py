@@ -128,8 +128,8 @@ def test_every_package_folder_is_packaged():
         f"missing from pyproject.toml: {sorted(folders - set(cfg['packages']))}; "
         f"listed without a folder: {sorted(set(cfg['packages']) - folders)}")
     for pkg in cfg["packages"]:
-        assert (ROOT / pkg.split(".", 1)[1].replace(".", "/").replace(
-            pkg.split(".")[1], FOLDERS[pkg.split(".")[1]], 1) / "__init__.py").is_file(), pkg
+        room, *rest = pkg.split(".")[1:]
+        assert (ROOT / mapping[f"nnloom.{room}"] / Path(*rest) / "__init__.py").is_file(), pkg
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ same weights on the same machine.
 
 Committed example weights are made with::
 
-    python -m gen.train examples/digits_mlp.toml
-    python -m gen.train examples/lenet_digits.toml
+    python -m nnloom.gen.train.digits examples/digits_mlp.toml
+    python -m nnloom.gen.train.digits examples/lenet_digits.toml
 
 which write the ``weights`` file the TOML names (``examples/*.npz``).
 """
