@@ -27,10 +27,12 @@ import numpy as np
 
 from nnloom.gen.frontend.network import AvgPool, Conv2d, Dense, Flatten, MaxPool, Network, NetworkError, ReLU
 
-__all__ = ["load_onnx", "FLOAT_OPS", "QUANT_OPS", "Importer"]
+__all__ = ["load_onnx", "read_onnx", "OnnxGraph", "Tail", "FLOAT_OPS", "QUANT_OPS", "TAIL_OPS", "Importer"]
 
 FLOAT_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "MaxPool", "AveragePool", "Flatten",
              "Reshape", "Identity", "Dropout")
+# After the last layer, computed on the host by ``nnloom infer`` (see OnnxGraph).
+TAIL_OPS = ("Softmax", "ArgMax", "ZipMap", "ArrayFeatureExtractor", "QLinearSoftmax")
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
              "QGemm", "QLinearAveragePool")
 
@@ -61,6 +63,42 @@ class Act:
     pending: dict = field(default_factory=dict)
 
 
+@dataclass
+class Tail:
+    """A value computed from the chain's last output by host operations
+    ``ops`` (tuples: ``("softmax",)``, ``("argmax", keepdims, last)``,
+    ``("q", scale, zp, dtype)``, ``("dq", scale, zp)``, ``("take", values)``,
+    ``("reshape", shape)``, ``("cast", dtype)``, ``("zipmap", labels)``)."""
+
+    ops: tuple = ()
+
+
+@dataclass
+class OnnxGraph:
+    """What ``nnloom infer`` needs to answer as onnxruntime does.
+
+    ``input_codes``: the graph input is an integer tensor (int8 / uint8
+    codes) rather than float; ``input_dtype`` the numpy type of the codes the
+    model quantizes to (``int8`` or ``uint8``, None for a float model).
+    ``outputs``: ``(name, kind, tail)`` per graph output, ``kind`` ``float``
+    (float model), ``codes`` (the last layer's int8 / uint8 codes) or ``dq``
+    (those codes dequantized to float32 as DequantizeLinear does);
+    ``out_dtype``: the codes' numpy type, ``out_scale`` / ``out_zp`` (in that
+    type) their quantization.
+    """
+
+    net: Network
+    qnet: object
+    input_codes: bool = False
+    input_dtype: object = None
+    input_scale: float = 1.0
+    input_zp: int = 0
+    outputs: list = field(default_factory=list)
+    out_dtype: object = None
+    out_scale: float = 1.0
+    out_zp: int = 0
+
+
 class Importer:
     """Walks the graph's nodes in order; one method per operator."""
 
@@ -68,9 +106,14 @@ class Importer:
         import onnx.numpy_helper as nh
 
         self.src, self.graph = src, model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
+        self.declared = _declared(model)
         self.values: dict = {t.name: Const(nh.to_array(t)) for t in self.graph.initializer}
         self.layers, self.weights, self.qlayers = [], {}, []
         self.input_q = None            # (scale, zp) of the input when quantized
+        self.input_u8 = False          # the model's activations are uint8
+        self.input_codes = False       # the graph input itself is int8 / uint8
+        self.head = None               # the chain's last value, when a Tail follows
         self.names: set = set()
         inputs = [i for i in self.graph.input if i.name not in self.values]
         if len(inputs) != 1:
@@ -81,9 +124,23 @@ class Importer:
             raise NetworkError(src, f"graph.input ({inputs[0].name})",
                                f"expected a shape [N, C, H, W] or [N, F] with fixed sizes, got {shape}")
         self.input_shape = tuple(shape[1:])
+        self.input_name = inputs[0].name
+        self.input_type = inputs[0].type.tensor_type.elem_type
         self.values[inputs[0].name] = Act(self.input_shape)
 
     # -- helpers ---------------------------------------------------------------
+
+    def check_declared(self, node, name, shape):
+        """The computed per-sample ``shape`` against the model's own (value_info,
+        graph outputs, after ONNX shape inference): a mismatch is refused."""
+        dims = self.declared.get(name, (None, None))[1]
+        if dims is None:
+            return
+        got = [None] + list(shape)
+        if len(dims) != len(got) or any(d is not None and d != g for d, g in zip(dims[1:], got[1:])):
+            shown = ["N" if d is None else d for d in dims]
+            self.fail(node, f"output {name!r}: expected the declared shape {shown}, "
+                      f"got [N, {', '.join(map(str, shape))}] from nnloom's layers")
 
     def fail(self, node, message):
         raise NetworkError(self.src, f"node {node.name or node.output[0]!r} ({node.op_type})", message)
@@ -142,15 +199,65 @@ class Importer:
             self.fail(node, f"expected a 2-D convolution weight [M, C, R, S], got shape {list(w.shape)}")
         return strides[0], pads[0]
 
-    def check_pool(self, node):
+    def check_pool(self, node, shape):
+        """``(kernel, stride)`` of a 2-D pooling node on a (C, H, W) input.
+
+        ONNX's attributes and defaults (``strides`` 1, ``pads`` 0, ``auto_pad``
+        NOTSET, ``ceil_mode`` 0, ``dilations`` 1): the IR pools a square window
+        with equal strides, no padding and floor rounding, so anything that
+        changes the result from that is refused; ``auto_pad`` SAME and
+        ``ceil_mode`` 1 are taken when, on this input, they add no padding and
+        no extra window.  ``count_include_pad`` only matters with padding and
+        ``storage_order`` only for the Indices output (refused).
+        """
         a = self.attrs(node)
-        k = a.get("kernel_shape", [])
-        strides = a.get("strides", k)
-        if len(k) != 2 or k[0] != k[1] or len(set(strides)) != 1:
-            self.fail(node, f"expected a square kernel and equal strides, got kernel {k}, strides {strides}")
-        if any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", [1])):
-            self.fail(node, "expected no pads, no dilation and floor mode")
-        return int(k[0]), int(strides[0])
+        k = [int(v) for v in a.get("kernel_shape", [])]
+        if len(k) != 2 or k[0] != k[1] or k[0] < 1:
+            self.fail(node, f"kernel_shape: expected a square 2-D window [k, k], got {k}")
+        if len(shape) != 3:
+            self.fail(node, f"expected a (C, H, W) input, got {list(shape)}")
+        kk = k[0]
+        strides = [int(v) for v in a.get("strides", [1, 1])]
+        if len(strides) != 2 or strides[0] != strides[1] or strides[0] < 1:
+            self.fail(node, f"strides: expected two equal positive strides [s, s], got {strides}")
+        s = strides[0]
+        dil = [int(v) for v in a.get("dilations", [1, 1])]
+        if any(d != 1 for d in dil):
+            self.fail(node, f"dilations: expected [1, 1], got {dil}")
+        if len([o for o in node.output if o]) != 1:
+            self.fail(node, f"expected one output (no Indices), got {len([o for o in node.output if o])}")
+        if a.get("storage_order", 0) not in (0, 1):
+            self.fail(node, f"storage_order: expected 0 or 1, got {a['storage_order']}")
+        if a.get("count_include_pad", 0) not in (0, 1):
+            self.fail(node, f"count_include_pad: expected 0 or 1, got {a['count_include_pad']}")
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        h, w = shape[1:]
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            total = [max((-(-n // s) - 1) * s + kk - n, 0) for n in (h, w)]
+            if any(total):
+                self.fail(node, f"auto_pad: expected NOTSET, VALID, or {auto} that pads nothing on this "
+                          f"input (pooling has no padding), got {auto} padding {total[0]}x{total[1]}")
+        elif auto == "NOTSET":
+            pads = [int(v) for v in a.get("pads", [0, 0, 0, 0])]
+            if any(pads):
+                self.fail(node, f"pads: expected no pads [0, 0, 0, 0] (pooling has no padding), got {pads}")
+        elif auto != "VALID":
+            self.fail(node, f"auto_pad: expected one of NOTSET, VALID, SAME_UPPER, SAME_LOWER, got {auto}")
+        if kk > h or kk > w:
+            self.fail(node, f"kernel_shape: expected a window within the input {h}x{w}, got {k}")
+        ceil = a.get("ceil_mode", 0)
+        if ceil not in (0, 1):
+            self.fail(node, f"ceil_mode: expected 0 or 1, got {ceil}")
+        if ceil and auto in ("NOTSET", "VALID"):
+            for n in (h, w):
+                out = -(-(n - kk) // s) + 1
+                if (out - 1) * s >= n:      # ONNX drops a last window that starts outside
+                    out -= 1
+                if out != (n - kk) // s + 1:
+                    self.fail(node, f"ceil_mode: expected 0, or 1 where it adds no window (pooling rounds "
+                              f"down), got 1 on an input {h}x{w} with kernel {kk} stride {s}")
+        return kk, s
 
     def flat_reshape(self, node, act):
         if node.op_type == "Flatten":
@@ -179,20 +286,22 @@ class Importer:
         if op in ("Gemm", "MatMul"):
             a = self.attrs(node)
             w = self.get(node, 1, Const)
-            if a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0 or a.get("transA", 0):
-                self.fail(node, "expected alpha = beta = 1 and transA = 0")
+            if a.get("transA", 0):
+                self.fail(node, f"transA: expected 0 (batch on axis 0, a fully connected layer), "
+                          f"got {a['transA']}")
             trans = op == "Gemm" and a.get("transB", 0)
             wt = w.value if trans else w.value.T
             if len(act.shape) != 1 or wt.ndim != 2 or wt.shape[1] != act.shape[0]:
                 self.fail(node, f"expected a flat input and a [{act.shape[0] if act.shape else '?'}, out] "
                           f"weight, got input {list(act.shape)} and weight {list(w.value.shape)}")
-            b = self.get(node, 2, Const, optional=True)
+            b = self.get(node, 2, Const, optional=True) if op == "Gemm" else None
             layer = Dense(self.name(node, "fc"), wt.shape[0], bias=True)
-            return layer, {"w": w, "b": b, "trans": not trans}
+            return layer, {"w": w, "b": b, "trans": not trans, "alpha": float(a.get("alpha", 1.0)),
+                           "beta": float(a.get("beta", 1.0))}
         if op == "Relu":
             return ReLU(self.name(node, "relu")), {}
         if op in ("MaxPool", "AveragePool"):
-            k, s = self.check_pool(node)
+            k, s = self.check_pool(node, act.shape)
             cls = MaxPool if op == "MaxPool" else AvgPool
             return cls(self.name(node, op.lower()), k, s), {}
         if op in ("Flatten", "Reshape"):
@@ -201,16 +310,29 @@ class Importer:
         self.fail(node, "expected one of the supported operators " + ", ".join(FLOAT_OPS + QUANT_OPS)
                   + f", got {op}")
 
-    def float_weights(self, layer, p):
+    def bias_vector(self, node, value, m):
+        """A bias of shape [m], [1, m], [1] or a scalar as a vector of ``m``."""
+        value = np.asarray(value)
+        if value.size == m and (value.ndim == 1 or value.shape[:-1] == (1,) * (value.ndim - 1)):
+            return value.reshape(m)
+        if value.size == 1:
+            return np.broadcast_to(value.reshape(()), (m,)).copy()
+        self.fail(node, f"expected a bias of shape [{m}], [1, {m}], [1] or a scalar, "
+                  f"got {list(value.shape)}")
+
+    def float_weights(self, layer, p, node):
         """Float weights of a float layer from its Const inputs (dequantized)."""
         out = {}
         if "w" in p:
             w = p["w"].value.astype(np.float32)
-            out[f"{layer.name}.weight"] = w.T if p.get("trans") else w
+            w = w.T if p.get("trans") else w
+            n = w.shape[0]
+            out[f"{layer.name}.weight"] = (w * np.float32(p["alpha"])) if p.get("alpha", 1.0) != 1.0 else w
             b = p["b"]
-            n = out[f"{layer.name}.weight"].shape[0]
-            out[f"{layer.name}.bias"] = (np.zeros(n, np.float32) if b is None
-                                         else b.value.astype(np.float32).reshape(n))
+            if getattr(layer, "bias", True):
+                bias = (np.zeros(n, np.float32) if b is None
+                        else self.bias_vector(node, b.value, n).astype(np.float32))
+                out[f"{layer.name}.bias"] = bias * np.float32(p["beta"]) if p.get("beta", 1.0) != 1.0 else bias
         return out
 
     def step_float(self, node, act):
@@ -218,20 +340,92 @@ class Importer:
         if op in ("Identity", "Dropout"):
             return act
         if op == "Add":
-            # Bias of a preceding MatMul.
+            # The bias of the MatMul just before (either operand order).
             last = self.layers[-1] if self.layers else None
-            b = self.get(node, 1)
-            if not (isinstance(last, Dense) and isinstance(b, Const) and self._last_was_matmul
-                    and b.value.size == last.out_features):
+            other = [self.values.get(i) for i in node.input if self.values.get(i) is not act]
+            b = other[0] if len(other) == 1 else None
+            if not (isinstance(last, Dense) and isinstance(b, Const) and self._last_was_matmul):
                 self.fail(node, "expected Add only as the bias of a MatMul (residual add is not supported)")
-            self.weights[f"{last.name}.bias"] = b.value.astype(np.float32).reshape(-1)
+            self.weights[f"{last.name}.bias"] = self.bias_vector(node, b.value, last.out_features).astype(np.float32)
+            self._last_was_matmul = False
             return act
         layer, p = self.float_op(node, act)
-        shape = self.add_layer(layer, act.shape, self.float_weights(layer, p))
+        shape = self.add_layer(layer, act.shape, self.float_weights(layer, p, node))
         self._last_was_matmul = op == "MatMul"
         return Act(shape)
 
     # -- the walk --------------------------------------------------------------
+
+    def elem_type(self, name):
+        return self.declared.get(name, (None, None))[0]
+
+    def cast(self, node, v):
+        import onnx.helper as oh
+
+        to = self.attrs(node).get("to")
+        if isinstance(v, Tail):
+            return Tail(v.ops + (("cast", oh.tensor_dtype_to_np_dtype(to)),))
+        have = self.elem_type(node.input[0])
+        if have is None or have != to:
+            names = lambda t: "unknown" if t is None else oh.tensor_dtype_to_string(t).replace("TensorProto.", "")
+            self.fail(node, f"to: expected the input's own type {names(have)} (a no-op), got {names(to)}")
+        return v
+
+    def tail(self, node, v):
+        """A host operation after the last layer (Softmax, ArgMax, ZipMap, ...)."""
+        from nnloom.gen.frontend.loaders import onnx_qdq
+
+        op, a = node.op_type, self.attrs(node)
+        if isinstance(v, Act):
+            if self.head is not None and v is not self.head:
+                self.fail(node, "expected every output to follow the same last layer, got a second branch")
+            if len(v.shape) != 1 or v.state not in ("float", "q", "dq"):
+                self.fail(node, f"expected a [N, F] tensor from the last layer, got [N, "
+                          f"{', '.join(map(str, v.shape))}] ({v.state})")
+            self.head, v = v, Tail()
+        if len([o for o in node.output if o]) != 1:
+            self.fail(node, "expected one output")
+        if op == "Softmax":
+            axis = a.get("axis", -1 if self.opset >= 13 else 1)
+            if axis not in (1, -1) or len(self.head.shape) != 1:
+                self.fail(node, f"axis: expected 1 or -1 on a [N, F] tensor, got {axis}")
+            return Tail(v.ops + (("softmax",),))
+        if op == "QLinearSoftmax":   # com.microsoft: x, x_scale, x_zp, y_scale, y_zp
+            if v.ops or self.head.state != "q":
+                self.fail(node, "expected QLinearSoftmax on the last layer's int8 output")
+            if a.get("axis", -1) not in (1, -1):
+                self.fail(node, f"axis: expected 1 or -1, got {a.get('axis')}")
+            xs, xz, xu = onnx_qdq.act_params(self, node, 1, 2)
+            if (xs, xz) != (self.head.scale, self.head.zp):
+                self.fail(node, "expected the input's own scale and zero point")
+            ys, yz, u8 = onnx_qdq.act_params(self, node, 3, 4)
+            return Tail((("dq", xs, xz + 128 * xu), ("softmax",),
+                         ("q", ys, yz + 128 * u8, np.uint8 if u8 else np.int8)))
+        if op == "ArgMax":
+            if a.get("axis", 0) not in (1, -1):
+                self.fail(node, f"axis: expected 1 or -1 (the feature axis), got {a.get('axis', 0)}")
+            return Tail(v.ops + (("argmax", bool(a.get("keepdims", 1)), bool(a.get("select_last_index", 0))),))
+        if op == "ZipMap":
+            labels = a.get("classlabels_int64s") or [x.decode() for x in a.get("classlabels_strings", [])]
+            return Tail(v.ops + (("zipmap", tuple(labels)),))
+        if op == "ArrayFeatureExtractor":
+            if node.input[1] not in self.values or self.values[node.input[1]] is not v:
+                self.fail(node, "expected the indices from the tail, got something else")
+            x = self.get(node, 0, Const).value
+            if x.ndim != 1:
+                self.fail(node, f"expected a 1-D table, got shape {list(x.shape)}")
+            return Tail(v.ops + (("take", x),))
+        if op == "Reshape":
+            return Tail(v.ops + (("reshape", tuple(int(d) for d in self.get(node, 1, Const).value.reshape(-1))),))
+        if op in ("Identity", "Dropout"):
+            return v
+        if op in ("QuantizeLinear", "DequantizeLinear"):
+            sc, zp, u8 = onnx_qdq.act_params(self, node, 1, 2)
+            if op == "QuantizeLinear":
+                return Tail(v.ops + (("q", sc, zp + 128 * u8, np.uint8 if u8 else np.int8),))
+            return Tail(v.ops + (("dq", sc, zp + 128 * u8),))
+        self.fail(node, f"expected only {', '.join(TAIL_OPS)}, Reshape, Cast, QuantizeLinear, "
+                  f"DequantizeLinear after the last layer, got {op}")
 
     def run(self):
         from nnloom.gen.frontend.loaders import onnx_qdq
@@ -240,7 +434,8 @@ class Importer:
         quant = any(n.op_type in QUANT_OPS for n in self.graph.node)
         last = None
         for node in self.graph.node:
-            if node.domain not in ("", "ai.onnx", "com.microsoft"):
+            if node.domain not in ("", "ai.onnx", "com.microsoft") and not (
+                    node.domain == "ai.onnx.ml" and node.op_type in ("ZipMap", "ArrayFeatureExtractor")):
                 self.fail(node, f"expected the standard ONNX domain, got {node.domain!r}")
             if node.op_type == "Constant":
                 import onnx.helper as oh
@@ -249,44 +444,93 @@ class Importer:
                 t = oh.get_attribute_value(node.attribute[0])
                 self.values[node.output[0]] = Const(nh.to_array(t))
                 continue
-            if quant:
+            ins = [self.values.get(i) for i in node.input if i]
+            if node.op_type == "Cast":
+                out = self.cast(node, self.get(node, 0))
+            elif node.op_type in TAIL_OPS or any(isinstance(v, Tail) for v in ins):
+                out = self.tail(node, self.get(node, 0) if node.op_type != "ArrayFeatureExtractor"
+                                else self.get(node, 1))
+            elif quant:
                 out = onnx_qdq.step(self, node)
             else:
                 act = self.get(node, 0, Act)
                 out = self.step_float(node, act)
             self.values[node.output[0]] = out
-            last = node
+            if isinstance(out, Act):
+                self.check_declared(node, node.output[0], out.shape)
+                last = node
         outs = [o.name for o in self.graph.output]
-        if len(outs) != 1 or not isinstance(self.values.get(outs[0]), Act):
-            raise NetworkError(self.src, "graph.output", f"expected one output computed by the chain, got {outs}")
-        final = self.values[outs[0]]
+        vals = [self.values.get(o) for o in outs]
+        acts = [v for v in vals if isinstance(v, Act)]
+        if not outs or any(not isinstance(v, (Act, Tail)) for v in vals) or len(acts) > 1 or \
+                (acts and self.head is not None and acts[0] is not self.head):
+            raise NetworkError(self.src, "graph.output", f"expected outputs computed by the chain, got {outs}")
+        final = acts[0] if acts else self.head
         if quant:
             onnx_qdq.finish(self, final, last)
         if not self.layers:
             raise NetworkError(self.src, "graph.node", "expected at least one supported layer, got none")
+        self.final = final
         return final
+
+
+def _declared(model):
+    """``{tensor name: (elem_type, [dim or None, ...] or None)}`` the model states."""
+    import onnx
+
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # an inconsistent or exotic model: keep what it states
+        pass
+    out = {}
+    g = model.graph
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        t = vi.type.tensor_type if vi.type.HasField("tensor_type") else None
+        if t is None:
+            continue
+        dims = None
+        if t.HasField("shape"):
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        out[vi.name] = (t.elem_type, dims)
+    return out
+
+
+def read_onnx(path, model=None) -> OnnxGraph:
+    """Import an ONNX file (or an already loaded ``model`` named ``path``)."""
+    import onnx
+
+    src = str(path)
+    if model is None:
+        try:
+            model = onnx.load(str(path))
+        except FileNotFoundError:
+            raise NetworkError(src, "file", "expected an existing ONNX file, got no such file") from None
+        except Exception as e:  # protobuf decode errors have no common base class
+            raise NetworkError(src, "file", f"expected an ONNX model, got unreadable data ({e.__class__.__name__})") from None
+    if not model.graph.node:
+        raise NetworkError(src, "graph.node", "expected at least one node, got an empty graph")
+    imp = Importer(model, src)
+    final = imp.run()
+    name = model.graph.name or Path(src).stem
+    net = Network(name, imp.input_shape, imp.layers, imp.weights, source=src)
+    g = OnnxGraph(net, None)
+    if imp.qlayers:
+        from nnloom.gen.frontend.qtypes import QuantizedNetwork
+
+        g.qnet = QuantizedNetwork(name, imp.input_shape, imp.input_q[0], imp.input_q[1], imp.qlayers)
+        u8 = bool(final.pending.get("u8"))
+        g.input_codes, g.input_dtype = imp.input_codes, np.dtype(np.uint8 if imp.input_u8 else np.int8)
+        g.input_scale, g.input_zp = imp.input_q[0], imp.input_q[1] + 128 * imp.input_u8
+        g.out_dtype = np.dtype(np.uint8 if u8 else np.int8)
+        g.out_scale, g.out_zp = final.scale, final.zp + 128 * u8
+    for o in model.graph.output:
+        v = imp.values[o.name]
+        kind = "float" if g.qnet is None else ("codes" if final.state == "q" else "dq")
+        g.outputs.append((o.name, kind, v.ops if isinstance(v, Tail) else None))
+    return g
 
 
 def load_onnx(path):
     """``(Network, QuantizedNetwork | None)`` from an ONNX file."""
-    import onnx
-
-    src = str(path)
-    try:
-        model = onnx.load(str(path))
-    except FileNotFoundError:
-        raise NetworkError(src, "file", "expected an existing ONNX file, got no such file") from None
-    except Exception as e:  # protobuf decode errors have no common base class
-        raise NetworkError(src, "file", f"expected an ONNX model, got unreadable data ({e.__class__.__name__})") from None
-    if not model.graph.node:
-        raise NetworkError(src, "graph.node", "expected at least one node, got an empty graph")
-    imp = Importer(model, src)
-    imp.run()
-    name = model.graph.name or Path(src).stem
-    net = Network(name, imp.input_shape, imp.layers, imp.weights, source=src)
-    qnet = None
-    if imp.qlayers:
-        from nnloom.gen.frontend.qtypes import QuantizedNetwork
-
-        qnet = QuantizedNetwork(name, imp.input_shape, imp.input_q[0], imp.input_q[1], imp.qlayers)
-    return net, qnet
+    g = read_onnx(path)
+    return g.net, g.qnet

@@ -24,12 +24,12 @@ from nnloom.gen.frontend.loaders.onnx_import import Act, Const
 from nnloom.gen.frontend.network import ReLU
 from nnloom.gen.frontend.qtypes import INT8, QLayer, multiplier_from_real
 
-__all__ = ["step", "finish"]
+__all__ = ["step", "finish", "act_params"]
 
 _PASS = ("Flatten", "Reshape", "Identity", "Dropout")
 
 
-def _act_params(imp, node, si, zi):
+def act_params(imp, node, si, zi):
     """(scale, int8 zero point, was_uint8) of an activation quantization."""
     s = imp.get(node, si, Const)
     if s is None or s.value.size != 1 or not float(s.value.reshape(-1)[0]) > 0:
@@ -75,10 +75,11 @@ def _bias(imp, node, b, in_scale, w_scale, m):
     if b is None:
         return np.zeros(m, np.int64)
     acc_scale = in_scale * w_scale
-    if b.q is not None and b.q.dtype == np.int32 and np.all(b.zp == 0) and \
+    if b.q is not None and b.q.dtype == np.int32 and np.all(b.zp == 0) and b.scale is not None and \
+            b.scale.size in (1, m) and \
             np.allclose(np.broadcast_to(b.scale, (m,)), acc_scale, rtol=1e-6, atol=0):
-        return b.q.astype(np.int64).reshape(m)
-    return np.rint(b.value.astype(np.float64).reshape(m) / acc_scale).astype(np.int64)
+        return imp.bias_vector(node, b.q, m).astype(np.int64)
+    return np.rint(imp.bias_vector(node, b.value, m).astype(np.float64) / acc_scale).astype(np.int64)
 
 
 def _emit(imp, layer, in_act, shape_out, out_scale, out_zp, relu=False, w=None, b=None,
@@ -141,36 +142,36 @@ def _on_int8(imp, node, act):
 def _qlinear(imp, node, act):
     op = node.op_type
     if op == "QLinearAveragePool":
-        k, s = imp.check_pool(node)
-        ys, yz, u8 = _act_params(imp, node, 3, 4)
+        k, s = imp.check_pool(node, act.shape)
+        ys, yz, u8 = act_params(imp, node, 3, 4)
         from nnloom.gen.frontend.network import AvgPool
 
         layer = AvgPool(imp.name(node, "avgpool"), k, s)
-        return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz)
+        return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz), u8)
     if op == "QLinearConv":
-        xs, xz, _ = _act_params(imp, node, 1, 2)
+        xs, xz, _ = act_params(imp, node, 1, 2)
         w = imp.get(node, 3, Const)
         wz = imp.get(node, 5, Const, optional=True)
         w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
                            None if wz is None else wz.value, 0)
-        ys, yz, _ = _act_params(imp, node, 6, 7)
+        ys, yz, u8 = act_params(imp, node, 6, 7)
         b = _int32_bias(imp, node, imp.get(node, 8, Const, optional=True), xs, w)
         # node.input[8] (bias) is optional: the float layer has a bias iff the model does.
         layer, _ = imp.float_op(_as(node, "Conv", [node.input[0], node.input[3], *node.input[8:9]]), act)
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
-        return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b)
+        return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b), u8)
     if op == "QLinearMatMul":
-        xs, xz, _ = _act_params(imp, node, 1, 2)
+        xs, xz, _ = act_params(imp, node, 1, 2)
         w = imp.get(node, 3, Const)
         wz = imp.get(node, 5, Const, optional=True)
         w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
                            None if wz is None else wz.value, 1)
-        ys, yz, _ = _act_params(imp, node, 6, 7)
+        ys, yz, u8 = act_params(imp, node, 6, 7)
         layer, _ = imp.float_op(_as(node, "MatMul", [node.input[0], node.input[3]]), act)
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
-        return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, trans=True)
+        return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, trans=True), u8)
     if op == "QGemm":       # com.microsoft: A, a_s, a_zp, B, b_s, b_zp, C, y_s, y_zp
         a = imp.attrs(node)
         if a.get("alpha", 1.0) != 1.0 or a.get("transA", 0):
@@ -178,19 +179,24 @@ def _qlinear(imp, node, act):
         if len(node.input) < 8 or not node.input[7]:
             imp.fail(node, "expected a quantized output (y_scale), got a float one")
         trans_b = bool(a.get("transB", 0))
-        xs, xz, _ = _act_params(imp, node, 1, 2)
+        xs, xz, _ = act_params(imp, node, 1, 2)
         w = imp.get(node, 3, Const)
         wz = imp.get(node, 5, Const, optional=True)
         w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
                            None if wz is None else wz.value, 0 if trans_b else 1)
         b = _int32_bias(imp, node, imp.get(node, 6, Const, optional=True), xs, w)
-        ys, yz, _ = _act_params(imp, node, 7, 8)
+        ys, yz, u8 = act_params(imp, node, 7, 8)
         layer, _ = imp.float_op(_as(node, "Gemm", [node.input[0], node.input[3]], ("transB",)), act)
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
-        return _emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b,
-                     trans=not trans_b)
+        return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b,
+                         trans=not trans_b), u8)
     raise AssertionError(op)
+
+
+def _u8(act, u8):
+    act.pending = {"u8": u8}
+    return act
 
 
 def _int32_bias(imp, node, b, xs, w):
@@ -214,6 +220,26 @@ def _as(node, op, inputs, keep=None):
     return n
 
 
+def _int_input(imp, node, act):
+    """The graph's own input when it is an int8 / uint8 tensor read by a
+    quantized operator (inputs 1, 2: its scale and zero point)."""
+    from onnx import TensorProto
+
+    if act.state != "float" or act is not imp.values.get(imp.input_name) or imp.layers:
+        return act
+    if imp.input_type not in (TensorProto.INT8, TensorProto.UINT8):
+        return act
+    xs, xz, u8 = act_params(imp, node, 1, 2)
+    if u8 != (imp.input_type == TensorProto.UINT8):
+        imp.fail(node, f"expected a zero point of the input's type "
+                 f"({'uint8' if imp.input_type == TensorProto.UINT8 else 'int8'}), got "
+                 f"{'uint8' if u8 else 'int8'}")
+    imp.input_q, imp.input_u8, imp.input_codes = (xs, xz), u8, True
+    q = Act(act.shape, "q", xs, xz, {"u8": u8})
+    imp.values[imp.input_name] = q
+    return q
+
+
 def step(imp, node):
     """Interpret one node of a quantized graph; return its output value."""
     imp._node = node
@@ -232,13 +258,13 @@ def step(imp, node):
             zz = 0 if z is None else z.value.astype(np.int64).reshape(shape if z.value.size > 1 else [])
             q = np.clip(np.rint(x.value / s.reshape(shape if s.size > 1 else [])) + zz, lo, hi).astype(dt)
             return Const(x.value, q=q)  # scales are taken from the DequantizeLinear that follows
-        ys, yz, u8 = _act_params(imp, node, 1, 2)
+        ys, yz, u8 = act_params(imp, node, 1, 2)
         if x.state == "dq" and (ys, yz) == (x.scale, x.zp):
             # DequantizeLinear -> Flatten -> QuantizeLinear with the same parameters
             # (onnxruntime's quantizer writes this): nothing to compute.
             return Act(x.shape, "q", ys, yz, {"u8": u8})
         if x.state == "float" and not imp.layers and imp.input_q is None:
-            imp.input_q = (ys, yz)
+            imp.input_q, imp.input_u8 = (ys, yz), u8
             return Act(x.shape, "q", ys, yz, {"u8": u8})
         if x.state != "pending":
             imp.fail(node, "expected QuantizeLinear on the input or after a float operator, "
@@ -261,12 +287,13 @@ def step(imp, node):
                 imp.fail(node, f"expected an integer initializer, got {q.dtype}")
             return _dequant_const(imp, node, q, s, None if z is None else z.value,
                                   imp.attrs(node).get("axis", 1))
-        xs, xz, _ = _act_params(imp, node, 1, 2)
+        x = _int_input(imp, node, x)
+        xs, xz, _ = act_params(imp, node, 1, 2)
         if x.state != "q" or (xs, xz) != (x.scale, x.zp):
             imp.fail(node, "expected DequantizeLinear of a quantized tensor with its own scale and zero point")
         return Act(x.shape, "dq", xs, xz, dict(x.pending))
     if op in ("QLinearConv", "QLinearMatMul", "QLinearAveragePool", "QGemm"):
-        act = imp.get(node, 0, Act)
+        act = _int_input(imp, node, imp.get(node, 0, Act))
         if act.state != "q":
             imp.fail(node, f"expected an int8 input tensor, got a {act.state} one")
         return _qlinear(imp, node, act)
@@ -294,6 +321,8 @@ def step(imp, node):
     if op == "Add":
         imp.fail(node, "expected Add only as the bias of a MatMul (residual add is not supported)")
     layer, p = imp.float_op(node, act)
+    if op == "Gemm" and (p["alpha"], p["beta"]) != (1.0, 1.0):
+        imp.fail(node, f"alpha, beta: expected 1 and 1 in a quantized model, got {p['alpha']:g} and {p['beta']:g}")
     shape = _out_shape(imp, layer, act.shape)
     return Act(shape, "pending", pending={**p, "op": op, "layer": layer, "in": act})
 

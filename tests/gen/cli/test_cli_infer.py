@@ -105,3 +105,24 @@ def test_networks_without_weights_cannot_run(tmp_path, capsys, net):
     assert main(["infer", net, "--input", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 2
     err = capsys.readouterr().err
     assert err == f"nnloom: {net}: weights: expected a network with weights to run, got none (timing only)\n"
+
+
+@pytest.mark.parametrize("uint8", [False, True])
+def test_onnx_output_is_what_onnxruntime_writes(tmp_path, capsys, digits, uint8):
+    xtr, _, xte, _ = digits
+    q = quantize(load_network("examples/digits_mlp.toml"), xtr)
+    model = to_qdq(q, uint8=uint8)
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    want = ort_run(model, xte[:30].astype(np.float32))
+    y, _ = _infer(tmp_path, capsys, tmp_path / "m.onnx", xte[:30].astype(np.float32))
+    assert y.dtype == want.dtype and y.shape == want.shape and np.array_equal(y, want)
+    codes, _ = _infer(tmp_path, capsys, tmp_path / "m.onnx", xte[:30].astype(np.float32), "--codes")
+    assert codes.dtype == (np.uint8 if uint8 else np.int8)
+    # Integer input must be codes of the model's own input type.
+    xq = np.clip(np.rint(xte[:30].astype(np.float32) / np.float32(q.input_scale)), 0, 127)
+    wrong = xq.astype(np.int8 if uint8 else np.uint8)
+    np.save(tmp_path / "x.npy", wrong)
+    assert main(["infer", str(tmp_path / "m.onnx"), "--input", str(tmp_path / "x.npy"),
+                 "-o", str(tmp_path / "y.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"expected {'uint8' if uint8 else 'int8'} codes" in err, err

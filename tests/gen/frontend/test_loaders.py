@@ -131,8 +131,8 @@ ONNX_CASES = {
                                  extra_inputs=[oh.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])]),
                    "graph.input"),
     "weight_from_input": (lambda: _onnx([oh.make_node("Conv", ["x", "x"], ["y"])], {}), "initializer"),
-    "gemm_alpha": (lambda: _onnx([oh.make_node("Flatten", ["x"], ["f"]), oh.make_node("Gemm", ["f", "g"], ["y"], alpha=2.0)],
-                                 {"g": np.ones((64, 3), np.float32)}), "alpha"),
+    "gemm_transa": (lambda: _onnx([oh.make_node("Flatten", ["x"], ["f"]), oh.make_node("Gemm", ["f", "g"], ["y"], transA=1)],
+                                  {"g": np.ones((64, 3), np.float32)}), "transA"),
     "qdq_no_final_q": (lambda: _onnx([
         oh.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), oh.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
         oh.make_node("DequantizeLinear", ["wq", "ws"], ["w"], axis=0), oh.make_node("Conv", ["d", "w"], ["y"])],
