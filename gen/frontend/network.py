@@ -27,7 +27,7 @@ import numpy as np
 from nnloom.hw.errors import InputError
 
 __all__ = ["NetworkError", "Conv2d", "Dense", "ReLU", "MaxPool", "AvgPool", "Flatten",
-           "Layer", "Network", "LAYER_KINDS"]
+           "DepthwiseConv2d", "GlobalAvgPool", "ReLU6", "Add", "Layer", "Network", "LAYER_KINDS"]
 
 
 class NetworkError(InputError):
@@ -53,18 +53,24 @@ class Conv2d:
     stride: int = 1
     padding: int = 0
     bias: bool = True
+    pads: tuple | None = None   # (top, bottom, left, right), overrides padding (TFLite SAME)
     kind = "conv"
+
+    @property
+    def pad4(self):
+        return tuple(self.pads) if self.pads is not None else (self.padding,) * 4
 
     def out_shape(self, shape):
         if len(shape) != 3:
             raise ValueError(f"expected a (C, H, W) input, got {shape}")
         c, h, w = shape
         r, s = self.kernel
-        if r > h + 2 * self.padding or s > w + 2 * self.padding:
+        t, b, l, rt = self.pad4
+        if r > h + t + b or s > w + l + rt:
             raise ValueError(f"expected a kernel within the padded input "
-                             f"{h + 2 * self.padding}x{w + 2 * self.padding}, got {r}x{s}")
-        return (self.out_channels, (h + 2 * self.padding - r) // self.stride + 1,
-                (w + 2 * self.padding - s) // self.stride + 1)
+                             f"{h + t + b}x{w + l + rt}, got {r}x{s}")
+        return (self.out_channels, (h + t + b - r) // self.stride + 1,
+                (w + l + rt - s) // self.stride + 1)
 
     def macs(self, shape):
         m, e, f = self.out_shape(shape)
@@ -175,8 +181,101 @@ class Flatten:
         return {}
 
 
-Layer = Union[Conv2d, Dense, ReLU, MaxPool, AvgPool, Flatten]
-LAYER_KINDS = {cls.kind: cls for cls in (Conv2d, Dense, ReLU, MaxPool, AvgPool, Flatten)}
+@dataclass(frozen=True)
+class DepthwiseConv2d:
+    """Depthwise convolution: each input channel ``c`` gives ``depth_multiplier``
+    output channels ``c * depth_multiplier + k`` from its own R x S filter;
+    weight ``[C * depth_multiplier, 1, R, S]``."""
+
+    name: str
+    kernel: tuple[int, int]
+    stride: int = 1
+    pads: tuple = (0, 0, 0, 0)      # (top, bottom, left, right)
+    depth_multiplier: int = 1
+    bias: bool = True
+    kind = "dwconv"
+
+    def out_shape(self, shape):
+        if len(shape) != 3:
+            raise ValueError(f"expected a (C, H, W) input, got {shape}")
+        c, h, w = shape
+        r, s = self.kernel
+        t, b, l, rt = self.pads
+        if r > h + t + b or s > w + l + rt:
+            raise ValueError(f"expected a kernel within the padded input {h + t + b}x{w + l + rt}, "
+                             f"got {r}x{s}")
+        return (c * self.depth_multiplier, (h + t + b - r) // self.stride + 1,
+                (w + l + rt - s) // self.stride + 1)
+
+    def macs(self, shape):
+        m, e, f = self.out_shape(shape)
+        return m * e * f * self.kernel[0] * self.kernel[1]
+
+    def weight_shapes(self, shape):
+        m = shape[0] * self.depth_multiplier
+        out = {f"{self.name}.weight": (m, 1, *self.kernel)}
+        if self.bias:
+            out[f"{self.name}.bias"] = (m,)
+        return out
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool:
+    """Mean over H x W: (C, H, W) -> (C, 1, 1)."""
+
+    name: str
+    kind = "gavgpool"
+
+    def out_shape(self, shape):
+        if len(shape) != 3:
+            raise ValueError(f"expected a (C, H, W) input, got {shape}")
+        return (shape[0], 1, 1)
+
+    def macs(self, shape):
+        return 0
+
+    def weight_shapes(self, shape):
+        return {}
+
+
+@dataclass(frozen=True)
+class ReLU6:
+    name: str
+    kind = "relu6"
+
+    def out_shape(self, shape):
+        return tuple(shape)
+
+    def macs(self, shape):
+        return 0
+
+    def weight_shapes(self, shape):
+        return {}
+
+
+@dataclass(frozen=True)
+class Add:
+    """Element-wise sum of the outputs of the layers ``sources`` (indices into
+    ``Network.layers``, -1 the network input); needs ``Network.inputs``."""
+
+    name: str
+    sources: tuple = ()
+    kind = "add"
+
+    def out_shape(self, shape):
+        return tuple(shape)
+
+    def macs(self, shape):
+        return 0
+
+    def weight_shapes(self, shape):
+        return {}
+
+
+Layer = Union[Conv2d, Dense, ReLU, MaxPool, AvgPool, Flatten, DepthwiseConv2d, GlobalAvgPool,
+              ReLU6, Add]
+LAYER_KINDS = {cls.kind: cls for cls in (Conv2d, Dense, ReLU, MaxPool, AvgPool, Flatten,
+                                         DepthwiseConv2d, GlobalAvgPool, ReLU6, Add)}
 
 
 @dataclass
@@ -192,6 +291,10 @@ class Network:
     # with its own input shape; then layer i reads layer_inputs[i] instead of
     # the previous layer's output, and the network cannot run.
     layer_inputs: list | None = None
+    # A DAG (residual adds): layer i reads the outputs of the layers inputs[i]
+    # (-1: the network input; an add reads two).  None: each layer reads the
+    # previous one.
+    inputs: list | None = None
 
     def __post_init__(self):
         self.input_shape = tuple(int(v) for v in self.input_shape)
@@ -202,6 +305,18 @@ class Network:
             raise NetworkError(self.source, "layer_inputs",
                                f"expected one input shape per layer ({len(self.layers)}), "
                                f"got {len(self.layer_inputs)}")
+        if self.inputs is not None:
+            if len(self.inputs) != len(self.layers):
+                raise NetworkError(self.source, "inputs", f"expected one input list per layer "
+                                   f"({len(self.layers)}), got {len(self.inputs)}")
+            for i, src in enumerate(self.inputs):
+                want = 2 if self.layers[i].kind == "add" else 1
+                if len(src) != want or any(not -1 <= j < i for j in src):
+                    raise NetworkError(self.source, f"inputs[{i}]", f"expected {want} earlier layer "
+                                       f"indices (-1: the input), got {list(src)}")
+        elif any(layer.kind == "add" for layer in self.layers):
+            raise NetworkError(self.source, "inputs", "expected the layers' inputs for a residual "
+                               "add, got a sequential network")
         names = set()
         for i, layer in enumerate(self.layers):
             if layer.name in names:
@@ -218,6 +333,12 @@ class Network:
         for i, layer in enumerate(self.layers):
             if self.layer_inputs is not None:
                 shape = tuple(self.layer_inputs[i])
+            if self.inputs is not None:
+                srcs = [self.input_shape if j == -1 else out[j] for j in self.inputs[i]]
+                if any(tuple(v) != tuple(srcs[0]) for v in srcs):
+                    raise NetworkError(self.source, f"layers[{i}] ({layer.name})",
+                                       f"expected inputs of one shape, got {[list(v) for v in srcs]}")
+                shape = srcs[0]
             try:
                 shape = layer.out_shape(shape)
             except ValueError as e:
@@ -232,6 +353,9 @@ class Network:
         if self.layer_inputs is not None:
             self.shapes()
             return [tuple(int(v) for v in s) for s in self.layer_inputs]
+        if self.inputs is not None:
+            out = self.shapes()
+            return [self.input_shape if src[0] == -1 else out[src[0]] for src in self.inputs]
         return [self.input_shape] + self.shapes()[:-1]
 
     @property
@@ -268,12 +392,23 @@ class Network:
         if not self.has_weights or self.layer_inputs is not None:
             raise NetworkError(self.source, "weights", "the network has no weights to run")
         x = np.asarray(x, dtype=np.float64).reshape(self.input_shape)
+        if self.inputs is not None or any(l.kind not in _SEQUENTIAL for l in self.layers):
+            from nnloom.gen.frontend.float_ref import run_float
+
+            return run_float(self, x)[-1]
         for layer in self.layers:
             x = _float_layer(layer, x, self.weights)
         return x
 
 
+_SEQUENTIAL = ("conv", "fc", "relu", "maxpool", "avgpool", "flatten")
+
+
 def _float_layer(layer, x, weights):
+    if layer.kind == "conv" and layer.pads is not None:
+        from nnloom.gen.frontend.float_ref import run_float_layer
+
+        return run_float_layer(layer, x[None], weights)[0]
     if layer.kind == "conv":
         w = weights[f"{layer.name}.weight"].astype(np.float64)
         b = weights.get(f"{layer.name}.bias")

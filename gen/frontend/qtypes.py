@@ -25,6 +25,31 @@ Integer semantics (every part implements exactly these words):
   ``mult/2**shift ~ in_scale / (out_scale * k * k)``.
 * Flatten reorders nothing: (C, H, W) row-major.
 
+Added for imported TFLite models (see docs/quantization.md, "TFLite"):
+
+* ``dwconv``: depthwise convolution, ``weight`` [M, 1, R, S] with
+  ``M = C * depth_multiplier``; output channel ``m`` reads input channel
+  ``m // depth_multiplier``; accumulation and requantization as conv.
+* ``add``: two inputs (``inputs``), the second's quantization in
+  ``in2_scale``/``in2_zp``; ``mult``/``shift`` hold three multipliers
+  (input 1, input 2, output) and ``left_shift`` the pre-shift (20 for
+  TFLite int8).
+* ``avgpool`` with ``rounding == "tflite"``: any R x S window (global
+  pooling is the window of the whole input), ``pads``; the sum of the raw
+  codes over the in-bounds pixels divided by their count, rounded half away
+  from zero; input and output share scale and zero point.
+* ``pads = (top, bottom, left, right)`` overrides ``padding`` (TFLite's
+  SAME padding may be asymmetric); padding pixels hold ``in_zp``.
+* ``inputs``: indices of the layers a layer reads (-1 the network input);
+  ``None`` means the previous layer, so a sequential network needs none.
+* ``QuantizedNetwork.rounding``: ``"onnxruntime"`` (the rule above, the
+  default) or ``"tflite"``: ``mult`` is then TFLite's Q31 multiplier and
+  ``shift`` its signed exponent (positive: left), applied as LiteRT's
+  reference kernels do: conv, dwconv and add by ``MultiplyByQuantizedMultiplier``
+  (``SaturatingRoundingDoublingHighMul``, rounding ties up, then
+  ``RoundingDivideByPOT``, ties away from zero), fc by one rounding half up,
+  ``(acc * mult + 2**(30 - shift)) >> (31 - shift)``.
+
 Per-layer Qm.n formats (Minerva, DNN Weaver) are the special case of
 power-of-two scales: ``mult = 2**30`` and a shift that aligns the binary
 points; :func:`multiplier_from_real` returns exactly that for powers of two.
@@ -38,10 +63,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from nnloom.hw.errors import InputError
 
-__all__ = ["QLayer", "QuantizedNetwork", "multiplier_from_real", "INT8", "ACC_WIDTH"]
+__all__ = ["QLayer", "QuantizedNetwork", "multiplier_from_real", "tflite_multiplier",
+           "INT8", "ACC_WIDTH", "ROUNDING_RULES"]
 
 INT8 = (-128, 127)
 ACC_WIDTH = 32
+ROUNDING_RULES = ("onnxruntime", "tflite")
 
 
 def multiplier_from_real(real: float) -> tuple[int, int]:
@@ -69,12 +96,36 @@ def multiplier_from_real(real: float) -> tuple[int, int]:
     return int(mult), int(shift)
 
 
+def tflite_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier``: ``(q, shift)`` with ``q`` in
+    ``[2**30, 2**31)`` and ``real ~ q * 2**(shift - 31)``; ``shift`` is
+    positive for a left shift.  ``q`` rounds half away from zero
+    (``std::round``); a real below ``2**-32`` gives ``(0, 0)``, one of
+    ``2**30`` or more saturates to ``(2**31 - 1, 30)``."""
+    real = float(real)
+    if not real >= 0 or not math.isfinite(real):
+        raise InputError(f"requantization scale must be a non-negative number, not {real}")
+    if real == 0:
+        return 0, 0
+    mant, exp = math.frexp(real)
+    q = int(math.floor(abs(mant) * (1 << 31) + 0.5))     # std::round of a positive value
+    if q == 1 << 31:
+        q //= 2
+        exp += 1
+    if exp < -31:
+        return 0, 0
+    if exp > 30:                           # single rounding supports shifts up to 30
+        return (1 << 31) - 1, 30
+    return q, exp
+
+
 @dataclass
 class QLayer:
     """One quantized layer (see the module docstring for the arithmetic).
 
-    ``kind`` is ``conv``, ``fc``, ``maxpool``, ``avgpool``, ``relu`` or
-    ``flatten``; shapes are per sample ((C, H, W) or (F,)).
+    ``kind`` is ``conv``, ``fc``, ``maxpool``, ``avgpool``, ``relu``,
+    ``flatten``, ``dwconv`` or ``add``; shapes are per sample ((C, H, W) or
+    (F,)).
     """
 
     name: str
@@ -96,10 +147,21 @@ class QLayer:
     kernel: tuple = (1, 1)
     stride: int = 1
     padding: int = 0
+    pads: tuple | None = None             # (top, bottom, left, right); overrides padding
+    depth_multiplier: int = 1             # dwconv
+    inputs: list | None = None            # layer indices read (-1: network input); None: previous
+    in2_scale: float | None = None        # add: the second input's quantization
+    in2_zp: int = 0
+    left_shift: int = 0                   # add: inputs shifted left before scaling
 
     @property
     def has_weights(self) -> bool:
         return self.weight is not None
+
+    @property
+    def pad4(self) -> tuple:
+        """(top, bottom, left, right) padding."""
+        return tuple(self.pads) if self.pads is not None else (self.padding,) * 4
 
 
 @dataclass
@@ -118,6 +180,22 @@ class QuantizedNetwork:
     layers: list
     fmt: str = "int8"
     formats: dict = field(default_factory=dict)
+    rounding: str = "onnxruntime"         # requantization rule, one of ROUNDING_RULES
+    softmax: bool = False                 # a float softmax follows on the host (TFLite tail)
+
+    def __post_init__(self):
+        if self.rounding not in ROUNDING_RULES:
+            raise InputError(f"{self.name}: rounding: expected one of {', '.join(ROUNDING_RULES)}, "
+                             f"got {self.rounding!r}")
+
+    def layer_inputs(self, i: int) -> list:
+        """Indices of the layers layer ``i`` reads (-1: the network input)."""
+        ql = self.layers[i]
+        return [i - 1] if ql.inputs is None else [int(j) for j in ql.inputs]
+
+    @property
+    def sequential(self) -> bool:
+        return all(self.layer_inputs(i) == [i - 1] for i in range(len(self.layers)))
 
     @property
     def output_scale(self) -> float:

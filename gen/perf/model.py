@@ -150,6 +150,22 @@ def _tiles(cfg: SystolicConfig, m: int, k: int, n: int) -> dict:
             "tiles": [math.ceil(m / R), math.ceil(n / C)], "tile_cycles": cfg.tile_interval(m, k)}
 
 
+def _window(st) -> int:
+    """Inputs read per output of a vector-unit step: a pooling window, a
+    depthwise filter (R x S multiply-accumulates), a global pool's H x W, an
+    add's two operands."""
+    kind = st.layer.kind
+    if kind in ("maxpool", "avgpool"):
+        return st.layer.kernel ** 2
+    if kind == "dwconv":
+        return st.layer.kernel[0] * st.layer.kernel[1]
+    if kind == "gavgpool":
+        return st.in_shape[1] * st.in_shape[2]
+    if kind == "add":
+        return 2
+    return 1
+
+
 def onchip_step(cfg: SystolicConfig, st: Step):
     """(macs, compute cycles, reads, writes) of one step, DRAM excluded."""
     ab, wb, cb = bits_to_bytes(cfg.a_width), bits_to_bytes(cfg.w_width), bits_to_bytes(cfg.acc_width)
@@ -160,10 +176,11 @@ def onchip_step(cfg: SystolicConfig, st: Step):
         return 0, 0, reads, writes
     if st.gemm is None:  # pooling or standalone ReLU on the C-lane vector unit
         outs = elements(st.out_shape)
-        window = st.layer.kernel ** 2 if st.layer.kind in ("maxpool", "avgpool") else 1
+        window = _window(st)
+        macs = st.layer.macs(st.in_shape) if st.layer.kind == "dwconv" else 0
         reads["buffer"] = outs * window * ab
         writes["buffer"] = outs * ab
-        return 0, math.ceil(outs * window / C), reads, writes
+        return macs, math.ceil(outs * window / C), reads, writes
     m, k, n = st.gemm
     macs = m * k * n
     nt, mt, kt = math.ceil(n / C), math.ceil(m / R), math.ceil(k / R)

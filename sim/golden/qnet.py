@@ -12,7 +12,28 @@ arrays (never floats):
   the window, requantized with the layer's single ``mult``/``shift``;
 * relu: ``max(x, in_zp)`` when the scales are equal, else
   ``requantize(max(x - in_zp, 0))`` into the output scale;
-* flatten: (C, H, W) row-major.
+* flatten: (C, H, W) row-major;
+* dwconv: per input channel ``c // depth_multiplier``, the same accumulator
+  and requantization as conv;
+* add (``rounding == "tflite"``, TFLite's integer ADD): ``a = (x1 - zp1) <<
+  left_shift``, ``b = (x2 - zp2) << left_shift``, each scaled by
+  ``MultiplyByQuantizedMultiplier`` with its multiplier, summed (int32),
+  scaled by the output multiplier, plus ``out_zp``, clamped; with
+  ``rounding == "onnxruntime"``: ``requantize((x1 - zp1) * mult[0] +
+  (x2 - zp2) * mult[1])`` with the common ``shift[0]``, rounding half up;
+* avgpool with ``rounding == "tflite"``: ``sum(x)`` of the raw codes over the
+  in-bounds part of each R x S window, divided by the pixel count and
+  rounded half away from zero, clamped (TFLite's reference AveragePool).
+
+The requantization of conv / fc / dwconv follows the network's
+``rounding``: ``"onnxruntime"`` is :func:`nnloom.sim.golden.requant.requantize`
+(one rounding, half up); ``"tflite"`` is
+:func:`nnloom.sim.golden.requant.requantize_tflite` as LiteRT's reference
+kernels compute it: conv, dwconv and add round twice (gemmlowp's
+``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT``), fc
+once (``(acc * mult + 2**(30 - shift)) >> (31 - shift)``, the ruy form its
+FULLY_CONNECTED uses).  Layers read the outputs their
+``inputs`` name (a DAG; by default the previous layer).
 
 Inputs are one sample (``input_shape``) or a batch (``[N, *input_shape]``);
 outputs keep the same convention.  :func:`run_float` is the float reference
@@ -26,19 +47,104 @@ import numpy as np
 from nnloom.gen.frontend import batch, im2col, run_float, windows
 from nnloom.sim.golden.gemm import gemm
 from nnloom.sim.golden.intarith import wrap
-from nnloom.sim.golden.requant import requantize
+from nnloom.sim.golden.requant import (
+    multiply_by_quantized_multiplier, requantize, requantize_tflite,
+)
+
+_TFLITE = ("tflite",)
 
 __all__ = ["run", "run_layer", "run_float", "predict", "windows", "im2col"]
 
 
-def run_layer(ql, x):
-    """One quantized layer on a batch ``x`` (int64, [N, *ql.in_shape])."""
+def _pad(x, pads, value=0):
+    t, b, l, r = pads
+    if not any(pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
+
+
+def _taps(x, kernel, stride, e, f):
+    """Yield (i, j, view [N, C, E, F]) for every kernel tap of padded ``x``."""
+    r, s = kernel
+    for i in range(r):
+        for j in range(s):
+            yield i, j, x[:, :, i:i + stride * (e - 1) + 1:stride, j:j + stride * (f - 1) + 1:stride]
+
+
+def _requant(ql, acc, shape, rounding):
+    mult = np.asarray(ql.mult).reshape(shape)
+    shift = np.asarray(ql.shift).reshape(shape)
+    if rounding in _TFLITE:
+        return requantize_tflite(acc, mult.astype(np.int64), shift.astype(np.int64),
+                                 ql.out_zp, ql.qmin, ql.qmax, double=ql.kind != "fc")
+    return requantize(acc, mult, shift, ql.out_zp, ql.qmin, ql.qmax)
+
+
+def _add(ql, x1, x2, rounding):
+    a = np.asarray(x1, np.int64) - ql.in_zp
+    b = np.asarray(x2, np.int64) - ql.in2_zp
+    m = [int(v) for v in ql.mult]
+    sh = [int(v) for v in ql.shift]
+    if rounding in _TFLITE:
+        double = True
+        a = multiply_by_quantized_multiplier(a << ql.left_shift, m[0], sh[0], double)
+        b = multiply_by_quantized_multiplier(b << ql.left_shift, m[1], sh[1], double)
+        total = ((a + b + (1 << 31)) & ((1 << 32) - 1)) - (1 << 31)      # int32 sum
+        y = multiply_by_quantized_multiplier(total, m[2], sh[2], double) + ql.out_zp
+        return np.clip(y, ql.qmin, ql.qmax).astype(np.int64)
+    return requantize(a * m[0] + b * m[1], 1, sh[0], ql.out_zp, ql.qmin, ql.qmax)
+
+
+def _avgpool_tflite(ql, x):
+    r, s = ql.kernel
+    t, b, l, rt = ql.pad4
+    c, e, f = ql.out_shape
+    xp = _pad(np.asarray(x, np.int64), ql.pad4)
+    ones = _pad(np.ones((1, 1) + x.shape[2:], np.int64), ql.pad4)
+    total = sum(v for _, _, v in _taps(xp, (r, s), ql.stride, e, f))
+    count = sum(v for _, _, v in _taps(ones, (r, s), ql.stride, e, f))
+    half = count // 2
+    # C division truncates toward zero: round half away from zero.
+    y = np.where(total > 0, (total + half) // count, -((half - total) // count))
+    return np.clip(y, ql.qmin, ql.qmax).astype(np.int64)
+
+
+def _dwconv(ql, xc):
+    w = np.asarray(ql.weight, np.int64)                  # [M, 1, R, S]
+    dm = int(ql.depth_multiplier)
+    xp = _pad(xc, ql.pad4)
+    if dm > 1:
+        xp = np.repeat(xp, dm, axis=1)                   # channel m reads m // dm
+    m, e, f = ql.out_shape
+    acc = np.zeros((xc.shape[0], m, e, f), np.int64)
+    for i, j, v in _taps(xp, ql.kernel, ql.stride, e, f):
+        acc += v * w[None, :, 0, i, j, None, None]
+    return acc
+
+
+def run_layer(ql, x, rounding: str = "onnxruntime", x2=None):
+    """One quantized layer on a batch ``x`` (int64, [N, *ql.in_shape]);
+    ``x2`` is the second input of an ``add``."""
     n = x.shape[0]
+    if ql.kind == "dwconv":
+        acc = _dwconv(ql, np.asarray(x, np.int64) - ql.in_zp)
+        acc = wrap(acc + np.asarray(ql.bias, np.int64)[None, :, None, None], 32, True)
+        return _requant(ql, acc, (1, -1, 1, 1), rounding)
+    if ql.kind == "add":
+        if x2 is None:
+            raise ValueError(f"layer {ql.name}: add needs two inputs")
+        return _add(ql, x, x2, rounding)
+    if ql.kind == "avgpool" and rounding in _TFLITE:
+        return _avgpool_tflite(ql, x)
     if ql.kind in ("conv", "fc"):
         w = np.asarray(ql.weight, np.int64)
         xc = np.asarray(x, np.int64) - ql.in_zp
         if ql.kind == "conv":
-            cols, e, f = im2col(xc, ql.kernel, ql.stride, ql.padding)
+            if ql.pads is not None:
+                xc = _pad(xc, ql.pad4)
+                cols, e, f = im2col(xc, ql.kernel, ql.stride, 0)
+            else:
+                cols, e, f = im2col(xc, ql.kernel, ql.stride, ql.padding)
             acc = gemm(cols, w.reshape(w.shape[0], -1).T, acc_width=32)
             acc = acc.reshape(n, e, f, -1).transpose(0, 3, 1, 2)
             bias = np.asarray(ql.bias, np.int64)[None, :, None, None]
@@ -48,11 +154,12 @@ def run_layer(ql, x):
             bias = np.asarray(ql.bias, np.int64)[None, :]
             shape = (1, -1)
         acc = wrap(acc + bias, 32, True)
-        return requantize(acc, np.asarray(ql.mult).reshape(shape), np.asarray(ql.shift).reshape(shape),
-                          ql.out_zp, ql.qmin, ql.qmax)
+        return _requant(ql, acc, shape, rounding)
     if ql.kind == "maxpool":
         return windows(np.asarray(x, np.int64), ql.kernel[0], ql.stride).max(axis=0)
     if ql.kind == "avgpool":
+        if ql.pads is not None and any(ql.pads):
+            raise ValueError(f"layer {ql.name}: padded average pooling needs rounding 'tflite'")
         total = windows(np.asarray(x, np.int64) - ql.in_zp, ql.kernel[0], ql.stride).sum(axis=0)
         return requantize(total, int(ql.mult[0]), int(ql.shift[0]), ql.out_zp, ql.qmin, ql.qmax)
     if ql.kind == "relu":
@@ -72,11 +179,19 @@ def run(qnet, x_int) -> list:
         raise ValueError(f"input: expected integers, got {x.dtype}")
     if x.size and (x.min() < -128 or x.max() > 127):
         raise ValueError(f"input: expected int8 values -128..127, got {x.min()}..{x.max()}")
-    outs, x = [], x.astype(np.int64)
-    for ql in qnet.layers:
-        x = run_layer(ql, x)
-        outs.append(x[0] if single else x)
-    return outs
+    rounding = getattr(qnet, "rounding", "onnxruntime")
+    x = x.astype(np.int64)
+    if qnet.sequential:
+        outs = []
+        for ql in qnet.layers:
+            x = run_layer(ql, x, rounding)
+            outs.append(x[0] if single else x)
+        return outs
+    vals = []
+    for i, ql in enumerate(qnet.layers):
+        srcs = [x if j == -1 else vals[j] for j in qnet.layer_inputs(i)]
+        vals.append(run_layer(ql, srcs[0], rounding, *srcs[1:2]))
+    return [v[0] for v in vals] if single else vals
 
 
 def predict(model, x) -> np.ndarray:
