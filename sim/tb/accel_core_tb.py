@@ -2,7 +2,11 @@
 DMA played by Python: it walks a compiled program, writes the buffers through
 the core's DMA ports, runs each CONV / MAXPOOL, checks every layer's output
 map against the golden model and every instruction's cycles against
-:meth:`AccelConfig.conv_cycles` / :meth:`AccelConfig.maxpool_cycles`."""
+:meth:`AccelConfig.conv_cycles` / :meth:`AccelConfig.maxpool_cycles` (run by
+tests/sim/test_accel_core.py).
+
+Parameters: ``config`` (AccelConfig dict), ``network`` (an examples/ name),
+``samples`` (test-split indices)."""
 
 from __future__ import annotations
 
@@ -54,7 +58,10 @@ async def layers_match_golden(dut):
         sig.value = 0
     await clk.reset()
     mismatches = []
+    compute_layers = [info.name for info in prog.layers if info.count]
+    assert compute_layers, f"{p['network']}: the program has no CONV / MAXPOOL"
     for sample in p["samples"]:
+        checked = []
         x = xq[sample]
         golden = [x.reshape(1, *qnet.input_shape)]
         for ql in qnet.layers:
@@ -117,5 +124,8 @@ async def layers_match_golden(dut):
                         bad = np.argwhere(got != want_map)[:5].tolist()
                         raise AssertionError(f"sample {sample} layer {info.name}: mismatch at "
                                              f"{bad}: got {got.ravel()[:16]} want {want_map.ravel()[:16]}")
+                    checked.append(info.name)
                     dut._log.info("sample %d layer %s ok (%d cycles/instr)", sample, info.name, cycles)
+        assert checked == compute_layers, f"sample {sample}: checked {checked}, " \
+                                          f"compute layers {compute_layers}"
     assert not mismatches, "; ".join(mismatches)

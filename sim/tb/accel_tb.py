@@ -3,7 +3,9 @@ tests/sim/test_accel.py and by ``nnloom simulate`` / ``nnloom demo``).
 
 Parameters: ``config`` (AccelConfig dict), ``network`` (an examples/ name),
 ``samples`` (test-split indices), ``pause`` (AXI pause probability),
-``seed``, ``out`` (optional JSON path for the results).
+``seed``, ``out`` (optional JSON path for the results), ``errors`` (true:
+``registers_and_errors`` runs; otherwise it skips itself, as in the digits
+runs of ``nnloom simulate``, which select ``inference_bit_exact`` alone).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 
 import cocotb
 import numpy as np
+import pytest
 
 from nnloom.gen.compiler import compile_network
 from nnloom.hw.accel_core import AccelConfig
@@ -60,7 +63,7 @@ async def inference_bit_exact(dut):
 async def registers_and_errors(dut):
     p = tb_params()
     if not p.get("errors"):
-        return
+        pytest.skip("registers and error codes run only with the parameter 'errors'")
     cfg, net, qnet, xq, y, xf, prog, rt = await _setup(dut, p)
     info = await rt.read_reg("INFO")
     assert info & 0xFF == cfg.size and (info >> 8) & 0xFF == cfg.data_width

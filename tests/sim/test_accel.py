@@ -3,7 +3,8 @@
 Every output is checked bit for bit against the golden int8 model, every
 layer's compute cycles (hardware counters) against the compiler's model;
 one run puts random pauses on every AXI channel (back-pressure and memory
-latency); one checks registers and error handling.
+latency); on the MLP builds a run of its own checks registers and error
+handling.
 """
 
 import pytest
@@ -15,15 +16,29 @@ from nnloom.sim.runner import run
 SMALL = dict(act_depth=256, wbuf_depth=512, pbuf_depth=32, acc_depth=64)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("network,size,pause", [
+BUILDS = [
     ("digits_mlp", 4, 0.0),
     ("lenet_digits", 8, 0.25),
     ("digits_mlp", 2, 0.25),        # 2 x 2 on a 16-bit bus, as on the iCEBreaker
-])
-def test_accelerator_on_digits(network, size, pause, simulator):
+]
+
+
+def _run(network, size, pause, simulator, testcase):
     cfg = AccelConfig(size=size, data_width=AccelConfig.bus_width_for(size), **SMALL)
     samples = list(range(0, 360, 18))          # 20 test digits, all classes
-    run(Accelerator(cfg), "nnloom.sim.tb.accel_tb", sim=simulator,
+    run(Accelerator(cfg), "nnloom.sim.tb.accel_tb", sim=simulator, testcase=testcase,
         params={"config": cfg.to_dict(), "network": network, "samples": samples,
-                "pause": pause, "seed": 7, "errors": network == "digits_mlp"})
+                "pause": pause, "seed": 7, "errors": testcase == "registers_and_errors"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network,size,pause", BUILDS)
+def test_accelerator_on_digits(network, size, pause, simulator):
+    _run(network, size, pause, simulator, "inference_bit_exact")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network,size,pause", [b for b in BUILDS if b[0] == "digits_mlp"])
+def test_registers_and_errors(network, size, pause, simulator):
+    """On the MLP builds (32- and 16-bit buses): INFO, PROG_BASE and every error code."""
+    _run(network, size, pause, simulator, "registers_and_errors")

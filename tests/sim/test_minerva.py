@@ -1,5 +1,8 @@
 """Minerva FC lanes: config errors, lint, determinism, the golden model
-against float arithmetic, and the cocotb regression (two builds)."""
+against float arithmetic, and the cocotb regression (two builds: random
+layers on each, the study's network run on one)."""
+
+import json
 
 import numpy as np
 import pytest
@@ -77,9 +80,34 @@ CONFIGS = {
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_minerva_lanes(name, simulator):
     cfg, modes = CONFIGS[name]
-    run(MinervaLanes(cfg), "nnloom.sim.tb.minerva_tb", sim=simulator,
+    run(MinervaLanes(cfg), "nnloom.sim.tb.minerva_tb", sim=simulator, testcase="layers",
         params={"config": cfg.to_dict(), "cases": _cases(cfg, modes),
                 "seed": sum(map(ord, name))})
+
+
+@pytest.mark.slow
+def test_minerva_network_run(simulator, tmp_path):
+    """The testbench's ``network`` run (the study's RTL points, bench/minerva_faults.py)
+    on a tiny two-layer MLP: faulty weights loaded once per layer, every beat
+    bit-exact against the lane model layer after layer, the faults really drawn."""
+    name = "l2-runtime-persistent"
+    cfg, _ = CONFIGS[name]
+    rng = np.random.default_rng(12)
+    bias = 1 << cfg.a_frac                       # the constant input 1.0
+    wlo, whi = -(1 << (cfg.w_width - 1)), (1 << (cfg.w_width - 1)) - 1
+    n_in, hidden, n_out = cfg.max_inputs - 1, cfg.max_outputs, 3
+    layers = [rng.integers(wlo, whi + 1, (hidden, n_in + 1)),
+              rng.integers(wlo, whi + 1, (n_out, hidden + 1))]
+    inputs = rng.integers(0, 1 << (cfg.a_width - 1), (4, n_in))
+    out = tmp_path / "rtl.json"
+    run(MinervaLanes(cfg), "nnloom.sim.tb.minerva_tb", sim=simulator, testcase="network",
+        params={"config": cfg.to_dict(), "seed": sum(map(ord, name)),
+                "network": {"layers": [w.tolist() for w in layers], "inputs": inputs.tolist(),
+                            "bias": bias, "threshold": 3, "mode": "bit", "rate": 60}},
+        extra_env={"NNLOOM_MINERVA_OUT": str(out)})
+    res = json.loads(out.read_text())
+    assert len(res["pred"]) == len(inputs) and all(0 <= p < n_out for p in res["pred"])
+    assert sum(res["faulty_reads"]) > 0 and sum(res["reads"]) > sum(res["faulty_reads"])
 
 
 def test_cli_emit_default(tmp_path):

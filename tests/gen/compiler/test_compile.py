@@ -28,9 +28,21 @@ def test_program_structure(name):
     spans = sorted(prog.regions.values())
     for (a, n1), (b, _) in zip(spans, spans[1:]):
         assert a % 64 == 0 and a + n1 <= b
-    # input packing round-trips through the output unpacker's layout
+    # the input sample in the documented layout (docs/accelerator.md, "Data
+    # layout"), written out byte by byte: word (h*W + w)*CG + g, lane i holds
+    # channel g*P + i as int8, missing channels zero
     x = xq[3]
-    assert prog.input_bytes(x)[:len(x.ravel())] is not None
+    c, h, w = qnet.input_shape if len(qnet.input_shape) == 3 else (qnet.input_shape[0], 1, 1)
+    P = CFG.size
+    cg = -(-c // P)
+    chans = np.asarray(x).reshape(c, h, w)
+    want = bytearray(h * w * cg * P)
+    for y in range(h):
+        for xx in range(w):
+            for ch in range(c):
+                want[((y * w + xx) * cg + ch // P) * P + ch % P] = int(chans[ch, y, xx]) & 0xFF
+    raw = prog.input_bytes(x)
+    assert len(raw) == prog.input_words * P and raw == bytes(want)
     # the model's cycles are the config's formulas summed over instructions
     for layer in prog.layers:
         ins = prog.instructions[layer.first:layer.first + layer.count]
