@@ -20,11 +20,21 @@ arithmetic is the contract in :mod:`nnloom.gen.frontend.qtypes`:
     negative or above 7).  Weights share one format per layer.  The
     requantization multiplier is then exactly ``2**30 / 2**shift``.
 
-A ReLU directly after a conv / fc layer is fused into it (``qmin = out_zp``),
-so the quantized network has one layer fewer per such ReLU.  Max pooling and
+A ReLU directly after a conv / fc / dwconv / add layer is fused into it
+(``qmin = out_zp``) unless another layer also reads that layer's output, so
+the quantized network has one layer fewer per such ReLU.  Max pooling and
 flatten keep their input's scale; average pooling keeps it too and
-requantizes by ``1 / k**2``; a standalone ReLU keeps its scale
-(``max(x, 0)``).
+requantizes by ``1 / k**2``; global average pooling is the ``avgpool`` kind
+with the whole (square) input as its window, ``1 / (H * W)``; a standalone
+ReLU keeps its scale (``max(x, 0)``).
+
+``dwconv`` quantizes as conv (per-channel weights over its ``M = C *
+depth_multiplier`` filters).  ``add`` (a DAG: ``QLayer.inputs`` are the
+quantized indices of its two sources) gets its own calibrated output scale
+``s_out`` and the golden ``onnxruntime`` add:
+``y = clamp(((x1 * mult[0] + x2 * mult[1]) + 2**(shift - 1)) >> shift)``
+with ``mult[k] / 2**shift ~ s_k / s_out`` and one shift for both (from the
+larger ratio).
 """
 
 from __future__ import annotations
@@ -83,15 +93,27 @@ def quantize(network: Network, calibration, fmt: str = "int8") -> QuantizedNetwo
     in_shapes, out_shapes = network.in_shapes(), network.shapes()
     in_scale = _scale(float(np.abs(calib).max()), fmt)
     qnet = QuantizedNetwork(network.name, network.input_shape, in_scale, 0, [], fmt=fmt)
-    cur = in_scale
     layers = network.layers
+    n = len(layers)
+    dag = network.inputs is not None
+    srcs = [list(v) for v in network.inputs] if dag else [[i - 1] for i in range(n)]
+    readers = {j: [] for j in range(-1, n)}
+    for i, src in enumerate(srcs):
+        for j in src:
+            readers[j].append(i)
+    qidx, scale = {-1: -1}, {-1: in_scale}     # float layer index -> quantized index, output scale
     i = 0
-    while i < len(layers):
+    while i < n:
         layer = layers[i]
-        fuse = layer.kind in ("conv", "fc") and i + 1 < len(layers) and layers[i + 1].kind == "relu"
+        # A ReLU is fused into the layer before it when nothing else reads that layer.
+        fuse = (layer.kind in _FUSES and i + 1 < n and layers[i + 1].kind == "relu"
+                and readers[i] == [i + 1] and srcs[i + 1] == [i])
         last = i + 1 if fuse else i
+        cur = scale[srcs[i][0]]
         ql = QLayer(layer.name, layer.kind, in_shapes[i], out_shapes[last], cur, 0, cur, 0)
-        if layer.kind in ("conv", "fc"):
+        if dag:
+            ql.inputs = [qidx[j] for j in srcs[i]]
+        if layer.kind in ("conv", "fc", "dwconv"):
             out_scale = _scale(float(np.abs(acts[last]).max()), fmt)
             w = network.weights[f"{layer.name}.weight"].astype(np.float64)
             b = network.weights.get(f"{layer.name}.bias")
@@ -110,18 +132,57 @@ def quantize(network: Network, calibration, fmt: str = "int8") -> QuantizedNetwo
             ql.qmin = 0 if fuse else INT8[0]
             if layer.kind == "conv":
                 ql.kernel, ql.stride, ql.padding = layer.kernel, layer.stride, layer.padding
+                if layer.pads is not None:
+                    ql.pads = tuple(layer.pads)
+            elif layer.kind == "dwconv":
+                ql.kernel, ql.stride, ql.pads = layer.kernel, layer.stride, tuple(layer.pads)
+                ql.padding = layer.pads[0] if len(set(layer.pads)) == 1 else 0
+                ql.depth_multiplier = layer.depth_multiplier
             if fmt == "qmn":
                 qnet.formats[layer.name] = {
                     "input": f"Q{7 - _frac_bits(cur)}.{_frac_bits(cur)}",
                     "weight": f"Q{7 - _frac_bits(w_scale[0])}.{_frac_bits(w_scale[0])}",
                     "output": f"Q{7 - _frac_bits(out_scale)}.{_frac_bits(out_scale)}"}
-            cur = out_scale
+        elif layer.kind == "add":
+            s1, s2 = scale[srcs[i][0]], scale[srcs[i][1]]
+            out_scale = _scale(float(np.abs(acts[last]).max()), fmt)
+            ql.mult, ql.shift = _add_mults(s1 / out_scale, s2 / out_scale)
+            ql.in2_scale, ql.in2_zp = s2, 0
+            ql.out_scale, ql.relu = out_scale, fuse
+            ql.qmin = 0 if fuse else INT8[0]
         elif layer.kind in ("maxpool", "avgpool"):
             ql.kernel, ql.stride = (layer.kernel, layer.kernel), layer.step
             if layer.kind == "avgpool":
                 ql.mult, ql.shift = _mults([1.0 / layer.kernel ** 2])
+        elif layer.kind == "gavgpool":
+            c, h, w_ = in_shapes[i]
+            if h != w_:
+                raise QuantizeError(f"{network.source}: layers[{i}] ({layer.name}): expected a square "
+                                    f"input for global average pooling (int8 average pooling has "
+                                    f"square windows), got {h}x{w_}")
+            ql.kind, ql.kernel, ql.stride = "avgpool", (h, w_), h
+            ql.mult, ql.shift = _mults([1.0 / (h * w_)])
         elif layer.kind == "relu":
             ql.qmin, ql.relu = 0, True
+        elif layer.kind != "flatten":
+            raise QuantizeError(f"{network.source}: layers[{i}] ({layer.name}): expected one of the "
+                                f"kinds {', '.join(_KINDS)} to quantize, got {layer.kind!r}")
+        qidx[i] = qidx[last] = len(qnet.layers)
+        scale[i] = scale[last] = ql.out_scale
         qnet.layers.append(ql)
         i = last + 1
     return qnet
+
+
+_FUSES = ("conv", "fc", "dwconv", "add")
+_KINDS = ("conv", "dwconv", "fc", "relu", "maxpool", "avgpool", "gavgpool", "flatten", "add")
+
+
+def _add_mults(r1: float, r2: float):
+    """``add``'s ``(mult, shift)``: ``mult[k] / 2**shift ~ r_k`` with one
+    common ``shift`` (the golden ``add`` kind shifts once, by ``shift[0]``),
+    taken from the larger ratio's :func:`multiplier_from_real`; the other
+    multiplier is ``round_half_even(r * 2**shift)``."""
+    _, sh = multiplier_from_real(max(r1, r2))
+    mult = [min(int(round(r * 2.0 ** sh)), (1 << 31) - 1) for r in (r1, r2)]
+    return np.array(mult, np.int64), np.array([sh, sh], np.int64)
