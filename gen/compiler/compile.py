@@ -143,9 +143,12 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
         raise CompileError(f"{where}: rounding: expected onnxruntime (the accelerator's "
                            f"requantizer rounds once, half up), got {rounding}")
     for i, ql in enumerate(qnet.layers):
-        if ql.kind in ("dwconv", "add"):
+        if ql.kind in ("dwconv", "add", "addconst"):
             fail(i, ql, f"{ql.kind!r} layers are not supported by the accelerator; supported: "
                         "conv, fc, maxpool, flatten (ReLU fused into conv/fc)")
+        if getattr(ql, "w_zp", None) is not None and np.any(np.asarray(ql.w_zp) != 0):
+            fail(i, ql, f"weight zero point {sorted(set(np.asarray(ql.w_zp).tolist()))[:4]}: the accelerator's "
+                        "multipliers are 8 x 8 on symmetric weights; expected zero point 0")
         if ql.inputs is not None and list(ql.inputs) != [i - 1]:
             fail(i, ql, f"expected a sequential network (each layer reads the previous one), "
                         f"got inputs {list(ql.inputs)}")

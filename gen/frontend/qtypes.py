@@ -50,6 +50,29 @@ Added for imported TFLite models (see docs/quantization.md, "TFLite"):
   ``RoundingDivideByPOT``, ties away from zero), fc by one rounding half up,
   ``(acc * mult + 2**(30 - shift)) >> (31 - shift)``.
 
+Added for imported ONNX models (see docs/quantization.md, "ONNX"):
+
+* ``w_zp``: integer weight zero point per output channel (None: 0, the
+  default; every other network is unchanged): conv / fc / dwconv then
+  accumulate ``acc = bias[c] + sum((x - in_zp) * (w - w_zp[c]))``, ``weight``
+  holding the raw codes (int8, or uint8 shifted to int8 by -128 with its
+  zero point).
+* ``addconst``: a constant vector added to a flat tensor and requantized, as
+  onnxruntime computes its QLinearAdd on x86-64 CPUs (and the fused
+  ``DequantizeLinear -> Add -> QuantizeLinear`` of a QDQ model): in
+  float32, with fused multiply-adds (each ``fma`` rounds once)::
+
+      rac = f32(in_scale / out_scale);  rbc = f32(in2_scale / out_scale)
+      fixed = f32(zc - fma(rac, za, f32(rbc * zb)))
+      y = clamp(rint_even(fma(xa, rac, fma(b, rbc, fixed))), lo, hi)
+
+  where ``xa``, ``b`` (the constant ``const``), ``za = in_zp``,
+  ``zb = in2_zp``, ``zc = out_zp`` and ``lo..hi`` are the model's own codes:
+  int8 values plus ``raw_offset`` (128 for a uint8 model, 0 for int8); the
+  result is shifted back by ``-raw_offset``.  A fused ReLU raises ``qmin``
+  to ``out_zp``.  This is the one kind with float semantics; the
+  accelerator refuses it.
+
 Per-layer Qm.n formats (Minerva, DNN Weaver) are the special case of
 power-of-two scales: ``mult = 2**30`` and a shift that aligns the binary
 points; :func:`multiplier_from_real` returns exactly that for powers of two.
@@ -64,7 +87,7 @@ import numpy as np
 from nnloom.hw.errors import InputError
 
 __all__ = ["QLayer", "QuantizedNetwork", "multiplier_from_real", "tflite_multiplier",
-           "INT8", "ACC_WIDTH", "ROUNDING_RULES"]
+           "INT8", "ACC_WIDTH", "ROUNDING_RULES", "float32_fma"]
 
 INT8 = (-128, 127)
 ACC_WIDTH = 32
@@ -119,12 +142,30 @@ def tflite_multiplier(real: float) -> tuple[int, int]:
     return q, exp
 
 
+def float32_fma(a, b, c) -> np.ndarray:
+    """``round_to_float32(a * b + c)`` rounded once (an IEEE fused
+    multiply-add in float32) for float32 ``a``, ``b``, ``c`` (arrays
+    broadcast): the float64 product is exact; the sum is rounded to odd in
+    float64 (its error recovered by TwoSum), which then rounds correctly to
+    float32 (53 >= 24 + 2 bits)."""
+    p = np.asarray(a, np.float32).astype(np.float64) * np.asarray(b, np.float32).astype(np.float64)
+    c = np.asarray(c, np.float32).astype(np.float64)
+    s = p + c
+    bp = s - c
+    err = (p - bp) + (c - (s - bp))                      # s + err == p + c exactly
+    bits = s.view(np.int64) if s.ndim else np.asarray(s).reshape(1).view(np.int64)
+    even = (bits.reshape(s.shape) & 1) == 0
+    fix = (err != 0) & even
+    s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+    return s.astype(np.float32)
+
+
 @dataclass
 class QLayer:
     """One quantized layer (see the module docstring for the arithmetic).
 
     ``kind`` is ``conv``, ``fc``, ``maxpool``, ``avgpool``, ``relu``,
-    ``flatten``, ``dwconv`` or ``add``; shapes are per sample ((C, H, W) or
+    ``flatten``, ``dwconv``, ``add`` or ``addconst``; shapes are per sample ((C, H, W) or
     (F,)).
     """
 
@@ -153,6 +194,9 @@ class QLayer:
     in2_scale: float | None = None        # add: the second input's quantization
     in2_zp: int = 0
     left_shift: int = 0                   # add: inputs shifted left before scaling
+    w_zp: np.ndarray | None = None        # int [M] weight zero point per output channel; None: 0
+    const: np.ndarray | None = None       # addconst: the constant's codes [F] (int8 domain)
+    raw_offset: int = 0                   # addconst: 128 when the model's own codes are uint8
 
     @property
     def has_weights(self) -> bool:

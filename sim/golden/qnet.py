@@ -1,7 +1,7 @@
 """Golden integer inference of a :class:`nnloom.gen.frontend.qtypes.QuantizedNetwork`.
 
 Exactly the arithmetic of :mod:`nnloom.gen.frontend.qtypes`, layer by layer, on int64 numpy
-arrays (never floats):
+arrays (never floats, but for ``addconst``, whose float32 arithmetic is onnxruntime's):
 
 * conv / fc: ``acc = wrap32(bias + sum((x - in_zp) * w))`` (padding pixels
   hold ``in_zp``, i.e. contribute 0), GEMM via im2col
@@ -24,6 +24,13 @@ arrays (never floats):
 * avgpool with ``rounding == "tflite"``: ``sum(x)`` of the raw codes over the
   in-bounds part of each R x S window, divided by the pixel count and
   rounded half away from zero, clamped (TFLite's reference AveragePool).
+
+* ``w_zp`` (ONNX weight zero points): conv / fc / dwconv accumulate
+  ``bias + sum((x - in_zp) * (w - w_zp[c]))`` (None: 0, unchanged);
+* addconst: the one layer in float32 (onnxruntime's QLinearAdd on x86-64:
+  fused multiply-adds, round half to even, saturation), exactly as
+  :mod:`nnloom.gen.frontend.qtypes` states it, each float32 FMA rounded once
+  (:func:`nnloom.gen.frontend.qtypes.float32_fma`).
 
 The requantization of conv / fc / dwconv follows the network's
 ``rounding``: ``"onnxruntime"`` is :func:`nnloom.sim.golden.requant.requantize`
@@ -95,6 +102,30 @@ def _add(ql, x1, x2, rounding):
     return requantize(a * m[0] + b * m[1], 1, sh[0], ql.out_zp, ql.qmin, ql.qmax)
 
 
+def _weight(ql):
+    """int64 weights minus their zero point per output channel."""
+    w = np.asarray(ql.weight, np.int64)
+    if ql.w_zp is None:
+        return w
+    return w - np.asarray(ql.w_zp, np.int64).reshape(-1, *[1] * (w.ndim - 1))
+
+
+def _addconst(ql, x):
+    from nnloom.gen.frontend.qtypes import float32_fma
+
+    f = np.float32
+    off = int(ql.raw_offset)
+    rac = f(f(ql.in_scale) / f(ql.out_scale))
+    rbc = f(f(ql.in2_scale) / f(ql.out_scale))
+    za, zb, zc = f(ql.in_zp + off), f(ql.in2_zp + off), f(ql.out_zp + off)
+    fixed = f(zc - float32_fma(rac, za, f(rbc * zb)))
+    b = (np.asarray(ql.const, np.int64) + off).astype(f)
+    t = float32_fma(b, rbc, fixed)                                       # [F]
+    xa = (np.asarray(x, np.int64) + off).astype(f)
+    y = np.rint(float32_fma(xa, rac, t[None, :])).astype(np.int64) - off   # half to even
+    return np.clip(y, ql.qmin, ql.qmax).astype(np.int64)
+
+
 def _avgpool_tflite(ql, x):
     r, s = ql.kernel
     t, b, l, rt = ql.pad4
@@ -110,7 +141,7 @@ def _avgpool_tflite(ql, x):
 
 
 def _dwconv(ql, xc):
-    w = np.asarray(ql.weight, np.int64)                  # [M, 1, R, S]
+    w = _weight(ql)                                      # [M, 1, R, S]
     dm = int(ql.depth_multiplier)
     xp = _pad(xc, ql.pad4)
     if dm > 1:
@@ -134,10 +165,12 @@ def run_layer(ql, x, rounding: str = "onnxruntime", x2=None):
         if x2 is None:
             raise ValueError(f"layer {ql.name}: add needs two inputs")
         return _add(ql, x, x2, rounding)
+    if ql.kind == "addconst":
+        return _addconst(ql, x)
     if ql.kind == "avgpool" and rounding in _TFLITE:
         return _avgpool_tflite(ql, x)
     if ql.kind in ("conv", "fc"):
-        w = np.asarray(ql.weight, np.int64)
+        w = _weight(ql)
         xc = np.asarray(x, np.int64) - ql.in_zp
         if ql.kind == "conv":
             if ql.pads is not None:

@@ -34,7 +34,7 @@ FLOAT_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "MaxPool", "AveragePool", 
 # After the last layer, computed on the host by ``nnloom infer`` (see OnnxGraph).
 TAIL_OPS = ("Softmax", "ArgMax", "ZipMap", "ArrayFeatureExtractor", "QLinearSoftmax")
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-             "QGemm", "QLinearAveragePool")
+             "QGemm", "QLinearAveragePool", "QLinearAdd")
 
 
 @dataclass

@@ -4,7 +4,9 @@ How an imported graph is read (see docs/quantization.md):
 
 * ``uint8`` activations become int8 by subtracting 128 from the values and
   the zero point (``real = s * (q - zp)`` is unchanged).
-* Weights must be int8 with zero point 0 (per tensor or per output channel);
+* Weights are int8 or uint8 (shifted to int8 with their zero point), per
+  tensor or per output channel; a zero point other than 0 becomes the
+  layer's ``w_zp`` (exact in the golden model, refused by the accelerator);
   biases int32 in the scale ``x_scale * w_scale`` (a bias in another scale,
   or in float, is rounded half to even into that scale).
 * QDQ: ``DequantizeLinear -> float op [-> Relu] -> QuantizeLinear`` is one
@@ -12,7 +14,10 @@ How an imported graph is read (see docs/quantization.md):
   fused (``qmin = out_zp``).  MaxPool, Flatten and Reshape pass scales
   through (a MaxPool whose Q changes them is rejected).
 * QLinear: ``QLinearConv``, ``QLinearMatMul`` (no bias), ``QGemm`` and
-  ``QLinearAveragePool`` (com.microsoft) map one to one; ``MaxPool`` / ``Flatten`` / ``Reshape`` work on the int8
+  ``QLinearAveragePool`` (com.microsoft) map one to one; ``QLinearAdd``
+  (com.microsoft) of a constant after a MatMul is an ``addconst`` layer
+  (also ``DequantizeLinear -> Add(DequantizeLinear(const)) -> QuantizeLinear``
+  in QDQ, which onnxruntime fuses into it; a Relu between is fused); ``MaxPool`` / ``Flatten`` / ``Reshape`` work on the int8
   tensor; ``Relu`` on an int8 tensor needs zero point 0 (it is ``max(q, 0)``).
 """
 
@@ -59,16 +64,23 @@ def _dequant_const(imp, node, q, scale, zp, axis):
 
 
 def _weights(imp, node, w, m, trans):
-    """int8 weight [M, ...] (fc: [out, in]) and per-channel scale [M]."""
+    """int8 weight [M, ...] (fc: [out, in]), per-channel scale [M] and zero
+    point [M] (None when every zero point is 0).  uint8 weights are shifted
+    to int8 with their zero point (``real = s * (q - zp)`` is unchanged)."""
     if w.q is None:
         imp.fail(node, "expected a quantized weight (through DequantizeLinear), got a float initializer")
-    if w.q.dtype != np.int8 or np.any(w.zp != 0):
-        imp.fail(node, f"expected int8 weights with zero point 0, got {w.q.dtype} zero point {w.zp.tolist()}")
-    q = w.q.astype(np.int64)
+    if w.q.dtype not in (np.int8, np.uint8):
+        imp.fail(node, f"expected int8 or uint8 weights, got {w.q.dtype}")
+    off = 128 if w.q.dtype == np.uint8 else 0
+    q = w.q.astype(np.int64) - off
     q = q.T if trans else q
     if w.scale.size not in (1, m):
         imp.fail(node, f"expected 1 or {m} weight scales, got {w.scale.size}")
-    return q, np.broadcast_to(w.scale, (m,)).astype(np.float64)
+    zp = np.asarray(w.zp, np.int64).reshape(-1) - off
+    if zp.size not in (1, m):
+        imp.fail(node, f"expected 1 or {m} weight zero points, got {zp.size}")
+    zp = np.broadcast_to(zp, (m,)).astype(np.int64)
+    return q, np.broadcast_to(w.scale, (m,)).astype(np.float64), (zp if np.any(zp != 0) else None)
 
 
 def _bias(imp, node, b, in_scale, w_scale, m):
@@ -90,14 +102,16 @@ def _emit(imp, layer, in_act, shape_out, out_scale, out_zp, relu=False, w=None, 
                 relu=relu, qmin=out_zp if relu else INT8[0])
     if kind in ("conv", "fc"):
         m = shape_out[0]
-        ql.weight, ql.w_scale = _weights(imp, imp._node, w, m, trans)
+        ql.weight, ql.w_scale, ql.w_zp = _weights(imp, imp._node, w, m, trans)
         ql.bias = _bias(imp, imp._node, b, in_act.scale, ql.w_scale, m)
         if kind == "conv":
             ql.kernel, ql.stride, ql.padding = layer.kernel, layer.stride, layer.padding
         mults = [multiplier_from_real(in_act.scale * s / out_scale) for s in ql.w_scale]
         ql.mult = np.array([m_ for m_, _ in mults], np.int64)
         ql.shift = np.array([s_ for _, s_ in mults], np.int64)
-        wf = (ql.weight * ql.w_scale.reshape(-1, *[1] * (ql.weight.ndim - 1))).astype(np.float32)
+        bshape = (-1, *[1] * (ql.weight.ndim - 1))
+        wzp = 0 if ql.w_zp is None else ql.w_zp.reshape(bshape)
+        wf = ((ql.weight - wzp) * ql.w_scale.reshape(bshape)).astype(np.float32)
         float_weights = {f"{layer.name}.weight": wf}
         if getattr(layer, "bias", True):
             float_weights[f"{layer.name}.bias"] = (ql.bias * in_act.scale * ql.w_scale).astype(np.float32)
@@ -117,6 +131,41 @@ def _emit(imp, layer, in_act, shape_out, out_scale, out_zp, relu=False, w=None, 
         imp.add_layer(layer, in_act.shape, float_weights)
     imp.qlayers.append(ql)
     return Act(shape_out, "q", out_scale, out_zp)
+
+
+def _addconst(imp, node, act, c, out_scale, out_zp, u8, relu=False):
+    """A constant vector added to a flat quantized tensor and requantized
+    (QLinearAdd, or DequantizeLinear -> Add -> QuantizeLinear): the
+    ``addconst`` layer, onnxruntime's float32 arithmetic.  The float network
+    folds the constant into the bias of the fully connected layer before."""
+    if c is None or c.q is None:
+        imp.fail(node, "expected Add of a quantized constant (through DequantizeLinear) or of a "
+                 "MatMul bias before its QuantizeLinear, got a float tensor (residual add is not supported)")
+    if len(act.shape) != 1:
+        imp.fail(node, f"expected Add of a constant on a flat [N, F] tensor, got [N, "
+                 f"{', '.join(map(str, act.shape))}]")
+    f = act.shape[0]
+    q, scale, zp = np.asarray(c.q), np.asarray(c.scale).reshape(-1), np.asarray(c.zp).reshape(-1)
+    want = np.uint8 if act.pending.get("u8") else np.int8
+    if q.dtype != want or scale.size != 1 or zp.size != 1:
+        imp.fail(node, f"expected a per-tensor {np.dtype(want).name} constant (the activations' type), got "
+                 f"{q.dtype} with {scale.size} scale(s) and {zp.size} zero point(s)")
+    if u8 != (want == np.uint8):
+        imp.fail(node, "expected the output in the input's type")
+    off = 128 if want == np.uint8 else 0
+    const = imp.bias_vector(node, q, f).astype(np.int64) - off
+    last = imp.layers[-1] if imp.layers else None
+    if last is None or last.kind != "fc" or imp.qlayers[-1].kind != "fc" or \
+            tuple(imp.qlayers[-1].out_shape) != tuple(act.shape):
+        imp.fail(node, "expected Add of a constant right after a MatMul / Gemm (its bias), got it elsewhere")
+    real = ((const - (int(zp[0]) - off)) * np.float32(scale[0])).astype(np.float32)
+    key = f"{last.name}.bias"
+    imp.weights[key] = (np.asarray(imp.weights.get(key, np.zeros(f, np.float32)), np.float32) + real)
+    ql = QLayer(imp.name(node, "add"), "addconst", act.shape, act.shape, act.scale, act.zp, out_scale, out_zp,
+                qmin=out_zp if relu else INT8[0], relu=relu, in2_scale=float(scale[0]),
+                in2_zp=int(zp[0]) - off, const=const, raw_offset=off)
+    imp.qlayers.append(ql)
+    return _u8(Act(act.shape, "q", out_scale, out_zp), u8)
 
 
 def _out_shape(imp, layer, shape):
@@ -148,6 +197,20 @@ def _qlinear(imp, node, act):
 
         layer = AvgPool(imp.name(node, "avgpool"), k, s)
         return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz), u8)
+    if op == "QLinearAdd":     # com.microsoft: A, a_s, a_zp, B, b_s, b_zp, c_s, c_zp
+        xs, xz, _ = act_params(imp, node, 1, 2)
+        if (xs, xz) != (act.scale, act.zp):
+            imp.fail(node, "expected the input's own scale and zero point")
+        b = imp.get(node, 3)
+        if not isinstance(b, Const):
+            imp.fail(node, "expected the second input to be a constant (residual add is not supported)")
+        bs, bz, _ = act_params(imp, node, 4, 5)
+        bq = np.asarray(b.value)
+        zq = imp.get(node, 5, Const, optional=True)
+        c = Const(bq.astype(np.float32), q=bq, scale=np.array([bs]),
+                  zp=np.array([0 if zq is None else int(zq.value.reshape(-1)[0])]))
+        ys, yz, u8 = act_params(imp, node, 6, 7)
+        return _addconst(imp, node, act, c, ys, yz, u8)
     if op == "QLinearConv":
         xs, xz, _ = act_params(imp, node, 1, 2)
         w = imp.get(node, 3, Const)
@@ -270,6 +333,8 @@ def step(imp, node):
             imp.fail(node, "expected QuantizeLinear on the input or after a float operator, "
                      f"got it on a {x.state} tensor")
         p = x.pending
+        if p["op"] == "AddConst":
+            return _addconst(imp, p["node"], p["in"], p["c"], ys, yz, u8, relu=p.get("relu", False))
         layer, src_act = p["layer"], p["in"]
         if layer.kind == "maxpool" and (ys, yz) != (src_act.scale, src_act.zp):
             imp.fail(node, "expected MaxPool to keep its input's scale and zero point")
@@ -292,7 +357,7 @@ def step(imp, node):
         if x.state != "q" or (xs, xz) != (x.scale, x.zp):
             imp.fail(node, "expected DequantizeLinear of a quantized tensor with its own scale and zero point")
         return Act(x.shape, "dq", xs, xz, dict(x.pending))
-    if op in ("QLinearConv", "QLinearMatMul", "QLinearAveragePool", "QGemm"):
+    if op in ("QLinearConv", "QLinearMatMul", "QLinearAveragePool", "QGemm", "QLinearAdd"):
         act = _int_input(imp, node, imp.get(node, 0, Act))
         if act.state != "q":
             imp.fail(node, f"expected an int8 input tensor, got a {act.state} one")
@@ -304,7 +369,9 @@ def step(imp, node):
         return _on_int8(imp, node, act)
     if act.state == "pending":
         p = act.pending
-        if op == "Relu" and p["layer"].kind in ("conv", "fc") and not p.get("relu"):
+        if op == "Relu" and p["op"] == "AddConst" and not p.get("relu"):
+            return Act(act.shape, "pending", pending={**p, "relu": True})
+        if op == "Relu" and p["op"] != "AddConst" and p["layer"].kind in ("conv", "fc") and not p.get("relu"):
             return Act(act.shape, "pending", pending={**p, "relu": True})
         if op == "Add" and p["op"] == "MatMul" and p.get("b") is None:
             return Act(act.shape, "pending", pending={**p, "b": imp.get(node, 1, Const)})
@@ -319,7 +386,15 @@ def step(imp, node):
         out = _emit(imp, layer, act, _out_shape(imp, layer, act.shape), act.scale, act.zp)
         return Act(out.shape, "dq", act.scale, act.zp, act.pending)
     if op == "Add":
-        imp.fail(node, "expected Add only as the bias of a MatMul (residual add is not supported)")
+        others = [imp.values.get(i) for i in node.input if imp.values.get(i) is not act]
+        if len(node.input) != 2 or node.input[0] not in imp.values or imp.values[node.input[0]] is not act \
+                or len(others) != 1 or not isinstance(others[0], Const):
+            imp.fail(node, "expected Add of the previous layer's output and a constant (in that order); "
+                     "residual add is not supported")
+        if others[0].q is None:
+            imp.fail(node, "expected the constant through DequantizeLinear (a quantized bias), got a float one")
+        return Act(act.shape, "pending", pending={"op": "AddConst", "in": act, "c": others[0], "node": node,
+                                                  "layer": None})
     layer, p = imp.float_op(node, act)
     if op == "Gemm" and (p["alpha"], p["beta"]) != (1.0, 1.0):
         imp.fail(node, f"alpha, beta: expected 1 and 1 in a quantized model, got {p['alpha']:g} and {p['beta']:g}")

@@ -138,12 +138,6 @@ ONNX_CASES = {
         oh.make_node("DequantizeLinear", ["wq", "ws"], ["w"], axis=0), oh.make_node("Conv", ["d", "w"], ["y"])],
         {"s": np.array(0.1, np.float32), "z": np.array(0, np.int8), "wq": np.ones((2, 1, 3, 3), np.int8),
          "ws": np.array([0.1, 0.1], np.float32)}), "QuantizeLinear missing"),
-    "qdq_uint8_weights": (lambda: _onnx([
-        oh.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), oh.make_node("DequantizeLinear", ["q", "s", "z"], ["d"]),
-        oh.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"]), oh.make_node("Conv", ["d", "w"], ["c"]),
-        oh.make_node("QuantizeLinear", ["c", "s", "z"], ["y"])],
-        {"s": np.array(0.1, np.float32), "z": np.array(0, np.int8), "wq": np.ones((2, 1, 3, 3), np.uint8),
-         "ws": np.array(0.1, np.float32), "wz": np.array(3, np.uint8)}), "int8 weights with zero point 0"),
     "qlinear_relu_zero_point": (lambda: _onnx([
         oh.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), oh.make_node("Relu", ["q"], ["y"])],
         {"s": np.array(0.1, np.float32), "z": np.array(5, np.int8)}), "zero point 0 for Relu"),
