@@ -9,22 +9,23 @@ handling.
 
 import pytest
 
+from nnloom.gen.accelerator import sized
 from nnloom.hw.accel import Accelerator
-from nnloom.hw.accel_core import AccelConfig
+from nnloom.sim.accel_models import digits_qnet
 from nnloom.sim.runner import run
 
-SMALL = dict(act_depth=256, wbuf_depth=512, pbuf_depth=32, acc_depth=64)
-
-
+# The configurations the generator builds for these networks (nnloom generate
+# --size P), so that tests/gen/cli/test_headline.py's simulate and demo runs
+# reuse these Verilator builds (the Verilog depends on the config only).
 BUILDS = [
-    ("digits_mlp", 4, 0.0),
+    ("digits_mlp", 8, 0.0),
     ("lenet_digits", 8, 0.25),
     ("digits_mlp", 2, 0.25),        # 2 x 2 on a 16-bit bus, as on the iCEBreaker
 ]
 
 
 def _run(network, size, pause, simulator, testcase):
-    cfg = AccelConfig(size=size, data_width=AccelConfig.bus_width_for(size), **SMALL)
+    cfg = sized(digits_qnet(network)[1], size)[0]
     samples = list(range(0, 360, 18))          # 20 test digits, all classes
     run(Accelerator(cfg), "nnloom.sim.tb.accel_tb", sim=simulator, testcase=testcase,
         params={"config": cfg.to_dict(), "network": network, "samples": samples,
