@@ -42,6 +42,16 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+class _Weightless:
+    """A layer with no weights and no MACs (the vector unit's work)."""
+
+    def macs(self, shape):
+        return 0
+
+    def weight_shapes(self, shape):
+        return {}
+
+
 @dataclass(frozen=True)
 class Conv2d:
     """2-D convolution, NCHW, ``out_channels`` filters of ``kernel`` (R x S),
@@ -117,22 +127,16 @@ class Dense:
 
 
 @dataclass(frozen=True)
-class ReLU:
+class ReLU(_Weightless):
     name: str
     kind = "relu"
 
     def out_shape(self, shape):
         return tuple(shape)
 
-    def macs(self, shape):
-        return 0
-
-    def weight_shapes(self, shape):
-        return {}
-
 
 @dataclass(frozen=True)
-class _Pool:
+class _Pool(_Weightless):
     name: str
     kernel: int
     stride: int | None = None  # default: kernel
@@ -149,12 +153,6 @@ class _Pool:
             raise ValueError(f"expected a window within the input {h}x{w}, got {self.kernel}")
         return (c, (h - self.kernel) // self.step + 1, (w - self.kernel) // self.step + 1)
 
-    def macs(self, shape):
-        return 0
-
-    def weight_shapes(self, shape):
-        return {}
-
 
 @dataclass(frozen=True)
 class MaxPool(_Pool):
@@ -167,18 +165,12 @@ class AvgPool(_Pool):
 
 
 @dataclass(frozen=True)
-class Flatten:
+class Flatten(_Weightless):
     name: str
     kind = "flatten"
 
     def out_shape(self, shape):
         return (int(math.prod(shape)),)
-
-    def macs(self, shape):
-        return 0
-
-    def weight_shapes(self, shape):
-        return {}
 
 
 @dataclass(frozen=True)
@@ -220,7 +212,7 @@ class DepthwiseConv2d:
 
 
 @dataclass(frozen=True)
-class GlobalAvgPool:
+class GlobalAvgPool(_Weightless):
     """Mean over H x W: (C, H, W) -> (C, 1, 1)."""
 
     name: str
@@ -231,12 +223,6 @@ class GlobalAvgPool:
             raise ValueError(f"expected a (C, H, W) input, got {shape}")
         return (shape[0], 1, 1)
 
-    def macs(self, shape):
-        return 0
-
-    def weight_shapes(self, shape):
-        return {}
-
 
 @dataclass(frozen=True)
 class ReLU6(ReLU):
@@ -246,7 +232,7 @@ class ReLU6(ReLU):
 
 
 @dataclass(frozen=True)
-class Add:
+class Add(_Weightless):
     """Element-wise sum of the outputs of the layers ``sources`` (indices into
     ``Network.layers``, -1 the network input); needs ``Network.inputs``."""
 
@@ -256,12 +242,6 @@ class Add:
 
     def out_shape(self, shape):
         return tuple(shape)
-
-    def macs(self, shape):
-        return 0
-
-    def weight_shapes(self, shape):
-        return {}
 
 
 Layer = Union[Conv2d, Dense, ReLU, MaxPool, AvgPool, Flatten, DepthwiseConv2d, GlobalAvgPool,
