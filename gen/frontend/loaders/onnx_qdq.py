@@ -188,6 +188,19 @@ def _on_int8(imp, node, act):
     return out
 
 
+def _qlinear_operands(imp, node, axis):
+    """QLinearConv / QLinearMatMul's shared inputs (x, x_scale, x_zp, w,
+    w_scale, w_zp, y_scale, y_zp): ``(xs, xz, w, ys, yz, u8)`` with the
+    weight dequantized along ``axis`` (its output channels)."""
+    xs, xz, _ = act_params(imp, node, 1, 2)
+    w = imp.get(node, 3, Const)
+    wz = imp.get(node, 5, Const, optional=True)
+    w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
+                       None if wz is None else wz.value, axis)
+    ys, yz, u8 = act_params(imp, node, 6, 7)
+    return xs, xz, w, ys, yz, u8
+
+
 def _qlinear(imp, node, act):
     op = node.op_type
     if op == "QLinearAveragePool":
@@ -212,12 +225,7 @@ def _qlinear(imp, node, act):
         ys, yz, u8 = act_params(imp, node, 6, 7)
         return _addconst(imp, node, act, c, ys, yz, u8)
     if op == "QLinearConv":
-        xs, xz, _ = act_params(imp, node, 1, 2)
-        w = imp.get(node, 3, Const)
-        wz = imp.get(node, 5, Const, optional=True)
-        w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
-                           None if wz is None else wz.value, 0)
-        ys, yz, u8 = act_params(imp, node, 6, 7)
+        xs, xz, w, ys, yz, u8 = _qlinear_operands(imp, node, 0)
         b = _int32_bias(imp, node, imp.get(node, 8, Const, optional=True), xs, w)
         # node.input[8] (bias) is optional: the float layer has a bias iff the model does.
         layer, _ = imp.float_op(_as(node, "Conv", [node.input[0], node.input[3], *node.input[8:9]]), act)
@@ -225,12 +233,7 @@ def _qlinear(imp, node, act):
             imp.fail(node, "expected the input's own scale and zero point")
         return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b), u8)
     if op == "QLinearMatMul":
-        xs, xz, _ = act_params(imp, node, 1, 2)
-        w = imp.get(node, 3, Const)
-        wz = imp.get(node, 5, Const, optional=True)
-        w = _dequant_const(imp, node, w.value, imp.get(node, 4, Const).value.reshape(-1),
-                           None if wz is None else wz.value, 1)
-        ys, yz, u8 = act_params(imp, node, 6, 7)
+        xs, xz, w, ys, yz, u8 = _qlinear_operands(imp, node, 1)
         layer, _ = imp.float_op(_as(node, "MatMul", [node.input[0], node.input[3]]), act)
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
