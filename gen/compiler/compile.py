@@ -138,10 +138,6 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
     def fail(i, layer, msg):
         raise CompileError(f"{where}: layers[{i}] ({layer.name}): {msg}")
 
-    rounding = getattr(qnet, "rounding", "onnxruntime")
-    if rounding != "onnxruntime":
-        raise CompileError(f"{where}: rounding: expected onnxruntime (the accelerator's "
-                           f"requantizer rounds once, half up), got {rounding}")
     for i, ql in enumerate(qnet.layers):
         if ql.kind in ("dwconv", "add", "addconst"):
             fail(i, ql, f"{ql.kind!r} layers are not supported by the accelerator; supported: "
@@ -155,6 +151,10 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
         if ql.pads is not None and len(set(ql.pads)) != 1:
             fail(i, ql, f"expected equal padding on every side, got (top, bottom, left, right) "
                         f"{tuple(ql.pads)}")
+    rounding = getattr(qnet, "rounding", "onnxruntime")
+    if rounding != "onnxruntime":
+        raise CompileError(f"{where}: rounding: expected onnxruntime (the accelerator's "
+                           f"requantizer rounds once, half up), got {rounding}")
     if qnet.input_zp != 0:
         raise CompileError(f"{where}: input zero point {qnet.input_zp}: the accelerator "
                            "needs symmetric activations (zero point 0)")

@@ -9,6 +9,7 @@ from .network import (
 from .loaders import load_network, load_model, EXTENSIONS
 from .qtypes import (
     QLayer, QuantizedNetwork, multiplier_from_real, tflite_multiplier, INT8, ACC_WIDTH, ROUNDING_RULES,
+    float32_fma,
 )
 from .quantize import quantize, QuantizeError, FORMATS
 from .fixedpoint import (
@@ -23,5 +24,5 @@ __all__ = [
     "QuantizeError", "FORMATS", "QFormat", "ROUNDINGS", "requantize", "round_shift",
     "MINERVA_WEIGHT", "MINERVA_ACT", "MINERVA_PRODUCT", "run_float", "windows", "im2col",
     "batch", "DepthwiseConv2d", "GlobalAvgPool", "ReLU6", "Add", "tflite_multiplier",
-    "ROUNDING_RULES", "run_float_layer",
+    "ROUNDING_RULES", "run_float_layer", "float32_fma",
 ]

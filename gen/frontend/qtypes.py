@@ -70,8 +70,24 @@ Added for imported ONNX models (see docs/quantization.md, "ONNX"):
   ``zb = in2_zp``, ``zc = out_zp`` and ``lo..hi`` are the model's own codes:
   int8 values plus ``raw_offset`` (128 for a uint8 model, 0 for int8); the
   result is shifted back by ``-raw_offset``.  A fused ReLU raises ``qmin``
-  to ``out_zp``.  This is the one kind with float semantics; the
-  accelerator refuses it.
+  to ``out_zp``.  The accelerator refuses it.
+* ``QuantizedNetwork.rounding == "mlas"`` (every quantized ONNX import):
+  onnxruntime's own float32 requantization (MLAS, x86-64), measured bit
+  for bit against onnxruntime:
+
+  - conv / fc / dwconv: ``scale[c] = f32(f32(in_scale * w_scale[c]) / out_scale)``,
+    ``y = out_zp + rint_even(clamp(f32(acc) * scale[c], qmin - out_zp, qmax - out_zp))``
+    (``f32(acc)`` rounds an int32 to float32, the product rounds once);
+  - avgpool (any R x S window, global pooling included): ``acc`` the sum of
+    ``x - in_zp`` over the window, ``scale = f32(in_scale / f32(out_scale * f32(R * S)))``,
+    then as conv;
+  - add (two tensors): as ``addconst`` with the second tensor's codes ``xb``
+    in place of the constant: ``y = rint_even(fma(xb, rbc, fma(xa, rac, fixed)))``,
+    clamped, in the model's own codes (``raw_offset``).
+
+  This is the one rule with float semantics; the accelerator refuses it
+  (``nnloom generate`` re-quantizes the float network with nnloom's own
+  quantizer instead).
 
 Per-layer Qm.n formats (Minerva, DNN Weaver) are the special case of
 power-of-two scales: ``mult = 2**30`` and a shift that aligns the binary
@@ -91,7 +107,7 @@ __all__ = ["QLayer", "QuantizedNetwork", "multiplier_from_real", "tflite_multipl
 
 INT8 = (-128, 127)
 ACC_WIDTH = 32
-ROUNDING_RULES = ("onnxruntime", "tflite")
+ROUNDING_RULES = ("onnxruntime", "tflite", "mlas")
 
 
 def multiplier_from_real(real: float) -> tuple[int, int]:

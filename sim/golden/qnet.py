@@ -32,6 +32,11 @@ arrays (never floats, but for ``addconst``, whose float32 arithmetic is onnxrunt
   :mod:`nnloom.gen.frontend.qtypes` states it, each float32 FMA rounded once
   (:func:`nnloom.gen.frontend.qtypes.float32_fma`).
 
+* ``rounding == "mlas"`` (quantized ONNX imports): conv / fc / dwconv and
+  avgpool requantize in float32 as onnxruntime's MLAS kernels do
+  (``f32(acc) * f32 scale``, clamp, round half to even) and add of two
+  tensors is QLinearAdd's float32 arithmetic (as addconst).
+
 The requantization of conv / fc / dwconv follows the network's
 ``rounding``: ``"onnxruntime"`` is :func:`nnloom.sim.golden.requant.requantize`
 (one rounding, half up); ``"tflite"`` is
@@ -51,7 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnloom.gen.frontend import batch, im2col, run_float, windows
+from nnloom.gen.frontend import batch, float32_fma, im2col, run_float, windows
 from nnloom.sim.golden.gemm import gemm
 from nnloom.sim.golden.intarith import wrap
 from nnloom.sim.golden.requant import (
@@ -78,7 +83,21 @@ def _taps(x, kernel, stride, e, f):
             yield i, j, x[:, :, i:i + stride * (e - 1) + 1:stride, j:j + stride * (f - 1) + 1:stride]
 
 
+def _mlas(ql, acc, scale):
+    """onnxruntime's float32 requantization (``rounding == "mlas"``): the int32
+    ``acc`` to float32, times the float32 ``scale`` (one rounding), clamped
+    to the codes' range around ``out_zp``, rounded half to even."""
+    f = np.float32
+    lo, hi = f(ql.qmin - ql.out_zp), f(ql.qmax - ql.out_zp)
+    v = np.clip(np.asarray(acc, np.int64).astype(f) * np.asarray(scale, f), lo, hi)
+    return np.rint(v).astype(np.int64) + ql.out_zp
+
+
 def _requant(ql, acc, shape, rounding):
+    if rounding == "mlas":
+        f = np.float32
+        scale = (f(ql.in_scale) * np.asarray(ql.w_scale, f)) / f(ql.out_scale)
+        return _mlas(ql, acc, scale.reshape(shape))
     mult = np.asarray(ql.mult).reshape(shape)
     shift = np.asarray(ql.shift).reshape(shape)
     if rounding in _TFLITE:
@@ -92,6 +111,8 @@ def _add(ql, x1, x2, rounding):
     b = np.asarray(x2, np.int64) - ql.in2_zp
     m = [int(v) for v in ql.mult]
     sh = [int(v) for v in ql.shift]
+    if rounding == "mlas":
+        return _add_mlas(ql, x1, x2)
     if rounding in _TFLITE:
         double = True
         a = multiply_by_quantized_multiplier(a << ql.left_shift, m[0], sh[0], double)
@@ -110,15 +131,29 @@ def _weight(ql):
     return w - np.asarray(ql.w_zp, np.int64).reshape(-1, *[1] * (w.ndim - 1))
 
 
-def _addconst(ql, x):
-    from nnloom.gen.frontend.qtypes import float32_fma
-
+def _qladd_terms(ql):
+    """onnxruntime's QLinearAdd constants in float32: ``(rac, rbc, fixed, off)``."""
     f = np.float32
     off = int(ql.raw_offset)
     rac = f(f(ql.in_scale) / f(ql.out_scale))
     rbc = f(f(ql.in2_scale) / f(ql.out_scale))
     za, zb, zc = f(ql.in_zp + off), f(ql.in2_zp + off), f(ql.out_zp + off)
-    fixed = f(zc - float32_fma(rac, za, f(rbc * zb)))
+    return rac, rbc, f(zc - float32_fma(rac, za, f(rbc * zb))), off
+
+
+def _add_mlas(ql, x1, x2):
+    """Two tensors as onnxruntime's QLinearAdd computes them (x86-64 MLAS)."""
+    f = np.float32
+    rac, rbc, fixed, off = _qladd_terms(ql)
+    xa = (np.asarray(x1, np.int64) + off).astype(f)
+    xb = (np.asarray(x2, np.int64) + off).astype(f)
+    y = np.rint(float32_fma(xb, rbc, float32_fma(xa, rac, fixed))).astype(np.int64) - off
+    return np.clip(y, ql.qmin, ql.qmax).astype(np.int64)
+
+
+def _addconst(ql, x):
+    f = np.float32
+    rac, rbc, fixed, off = _qladd_terms(ql)
     b = (np.asarray(ql.const, np.int64) + off).astype(f)
     t = float32_fma(b, rbc, fixed)                                       # [F]
     xa = (np.asarray(x, np.int64) + off).astype(f)
@@ -138,6 +173,19 @@ def _avgpool_tflite(ql, x):
     # C division truncates toward zero: round half away from zero.
     y = np.where(total > 0, (total + half) // count, -((half - total) // count))
     return np.clip(y, ql.qmin, ql.qmax).astype(np.int64)
+
+
+def _avgpool_mlas(ql, x):
+    """Average pooling of any R x S window (no padding) as onnxruntime's
+    QLinearAveragePool / QLinearGlobalAveragePool: the int32 sum of
+    ``x - in_zp``, requantized by :func:`_mlas` with ``in_scale / (out_scale * R * S)``."""
+    if ql.pads is not None and any(ql.pads):
+        raise ValueError(f"layer {ql.name}: padded average pooling needs rounding 'tflite'")
+    f = np.float32
+    r, s = ql.kernel
+    _, e, w = ql.out_shape
+    total = sum(v for _, _, v in _taps(np.asarray(x, np.int64) - ql.in_zp, (r, s), ql.stride, e, w))
+    return _mlas(ql, total, f(ql.in_scale) / f(f(ql.out_scale) * f(r * s)))
 
 
 def _dwconv(ql, xc):
@@ -169,6 +217,8 @@ def run_layer(ql, x, rounding: str = "onnxruntime", x2=None):
         return _addconst(ql, x)
     if ql.kind == "avgpool" and rounding in _TFLITE:
         return _avgpool_tflite(ql, x)
+    if ql.kind == "avgpool" and rounding == "mlas":
+        return _avgpool_mlas(ql, x)
     if ql.kind in ("conv", "fc"):
         w = _weight(ql)
         xc = np.asarray(x, np.int64) - ql.in_zp

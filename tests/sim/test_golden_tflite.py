@@ -296,5 +296,5 @@ def test_sequential_networks_unchanged():
         ql.inputs = [i - 1]
     for a, b in zip(before, run(explicit, x)):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(InputError, match="rounding: expected one of onnxruntime, tflite, got 'x'"):
+    with pytest.raises(InputError, match="rounding: expected one of onnxruntime, tflite, mlas, got 'x'"):
         QuantizedNetwork("n", (1,), 1.0, 0, [], rounding="x")

@@ -25,16 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from nnloom.gen.frontend.network import AvgPool, Conv2d, Dense, Flatten, MaxPool, Network, NetworkError, ReLU
+from nnloom.gen.frontend.network import (Add, AvgPool, Conv2d, Dense, DepthwiseConv2d, Flatten, GlobalAvgPool,
+                                         MaxPool, Network, NetworkError, ReLU)
 
 __all__ = ["load_onnx", "read_onnx", "OnnxGraph", "Tail", "FLOAT_OPS", "QUANT_OPS", "TAIL_OPS", "Importer"]
 
-FLOAT_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "MaxPool", "AveragePool", "Flatten",
-             "Reshape", "Identity", "Dropout")
+FLOAT_OPS = ("Conv", "Gemm", "MatMul", "Add", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool",
+             "BatchNormalization", "Flatten", "Reshape", "Identity", "Dropout")
 # After the last layer, computed on the host by ``nnloom infer`` (see OnnxGraph).
 TAIL_OPS = ("Softmax", "ArgMax", "ZipMap", "ArrayFeatureExtractor", "QLinearSoftmax")
 QUANT_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
-             "QGemm", "QLinearAveragePool", "QLinearAdd")
+             "QGemm", "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearAdd")
 
 
 @dataclass
@@ -53,7 +54,9 @@ class Act:
 
     ``state``: ``float`` (float model), ``q`` (an int8 tensor), ``dq`` (a
     dequantized int8 tensor) or ``pending`` (a float op on dequantized
-    inputs, waiting for its QuantizeLinear).
+    inputs, waiting for its QuantizeLinear).  ``fsrc`` / ``qsrc``: the index
+    of the float / quantized layer whose output this is (-1: the network
+    input), so a layer can read any earlier tensor (a residual DAG).
     """
 
     shape: tuple
@@ -61,6 +64,14 @@ class Act:
     scale: float = 1.0
     zp: int = 0
     pending: dict = field(default_factory=dict)
+    fsrc: int = -1
+    qsrc: int = -1
+
+    def like(self, **kw):
+        """A copy with the same sources and ``kw`` changed."""
+        from dataclasses import replace
+
+        return replace(self, **kw)
 
 
 @dataclass
@@ -110,6 +121,11 @@ class Importer:
         self.declared = _declared(model)
         self.values: dict = {t.name: Const(nh.to_array(t)) for t in self.graph.initializer}
         self.layers, self.weights, self.qlayers = [], {}, []
+        self.finputs = []              # per float layer: the float layers it reads
+        self.consumers = {}            # tensor name -> number of nodes reading it
+        for n in self.graph.node:
+            for i in n.input:
+                self.consumers[i] = self.consumers.get(i, 0) + 1
         self.input_q = None            # (scale, zp) of the input when quantized
         self.input_u8 = False          # the model's activations are uint8
         self.input_codes = False       # the graph input itself is int8 / uint8
@@ -173,31 +189,68 @@ class Importer:
         self.names.add(name)
         return name
 
-    def add_layer(self, layer, shape, weights=None):
-        """Append a float layer; return its output shape."""
+    def add_layer(self, layer, shape, weights=None, src=None):
+        """Append a float layer reading the float layers ``src`` (default:
+        the previous one); return its output shape."""
         try:
             out = layer.out_shape(shape)
         except ValueError as e:
             raise NetworkError(self.src, f"layer {layer.name}", str(e)) from None
+        self.finputs.append([len(self.layers) - 1] if src is None else [int(j) for j in src])
         self.layers.append(layer)
         self.weights.update(weights or {})
         return tuple(out)
 
-    def check_conv(self, node, w):
+    def float_inputs(self):
+        """``Network.inputs``: None for a chain, else the per-layer sources."""
+        if all(src == [i - 1] for i, src in enumerate(self.finputs)):
+            return None
+        return self.finputs
+
+    def check_conv(self, node, w, shape):
+        """``(stride, (top, bottom, left, right), group)`` of a 2-D Conv on a
+        (C, H, W) input: ``group`` 1 (a conv) or C (depthwise), equal
+        strides, no dilation; ``pads`` or ``auto_pad`` (SAME_UPPER,
+        SAME_LOWER, VALID) may pad each side differently."""
         a = self.attrs(node)
-        if a.get("group", 1) != 1:
-            self.fail(node, f"expected group = 1, got {a['group']}")
-        if any(d != 1 for d in a.get("dilations", [1, 1])):
-            self.fail(node, f"expected dilations 1, got {a['dilations']}")
-        strides = a.get("strides", [1, 1])
-        pads = a.get("pads", [0, 0, 0, 0])
-        if len(set(strides)) != 1 or len(set(pads)) != 1:
-            self.fail(node, f"expected equal strides and pads, got strides {strides}, pads {pads}")
-        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-            self.fail(node, f"expected explicit pads, got auto_pad {a['auto_pad']}")
         if w.ndim != 4:
             self.fail(node, f"expected a 2-D convolution weight [M, C, R, S], got shape {list(w.shape)}")
-        return strides[0], pads[0]
+        if len(shape) != 3:
+            self.fail(node, f"expected a (C, H, W) input, got {list(shape)}")
+        c = shape[0]
+        group = int(a.get("group", 1))
+        if group not in (1, c):
+            self.fail(node, f"group: expected 1 or the input's {c} channels (depthwise), got {group}")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            self.fail(node, f"dilations: expected [1, 1], got {list(a['dilations'])}")
+        k = list(a.get("kernel_shape", w.shape[2:]))
+        if [int(v) for v in k] != list(w.shape[2:]):
+            self.fail(node, f"kernel_shape: expected the weight's {list(w.shape[2:])}, got {k}")
+        strides = [int(v) for v in a.get("strides", [1, 1])]
+        if len(strides) != 2 or strides[0] != strides[1] or strides[0] < 1:
+            self.fail(node, f"strides: expected two equal positive strides [s, s], got {strides}")
+        st = strides[0]
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            pads = [0, 0, 0, 0]
+            for d, (n, kk) in enumerate(zip(shape[1:], w.shape[2:])):
+                total = max((-(-n // st) - 1) * st + kk - n, 0)
+                small = total // 2
+                pads[d], pads[d + 2] = (small, total - small) if auto == "SAME_UPPER" else (total - small, small)
+        elif auto == "VALID":
+            pads = [0, 0, 0, 0]
+        elif auto == "NOTSET":
+            pads = [int(v) for v in a.get("pads", [0, 0, 0, 0])]
+        else:
+            self.fail(node, f"auto_pad: expected one of NOTSET, VALID, SAME_UPPER, SAME_LOWER, got {auto}")
+        if len(pads) != 4 or min(pads) < 0:
+            self.fail(node, f"pads: expected four non-negative pads, got {pads}")
+        want_c = 1 if group > 1 else c
+        if w.shape[1] != want_c or (group > 1 and w.shape[0] % c):
+            what = (f"[{c} x k, 1, R, S] (depthwise)" if group > 1 else f"[M, {c}, R, S]")
+            self.fail(node, f"expected a weight {what} for {c} input channels, got {list(w.shape)}")
+        return st, (pads[0], pads[2], pads[1], pads[3]), group
 
     def check_pool(self, node, shape):
         """``(kernel, stride)`` of a 2-D pooling node on a (C, H, W) input.
@@ -277,11 +330,16 @@ class Importer:
         if op == "Conv":
             w = self.get(node, 1, Const)
             b = self.get(node, 2, Const, optional=True)
-            stride, pad = self.check_conv(node, w.value)
-            layer = Conv2d(self.name(node, "conv"), w.value.shape[0], tuple(w.value.shape[2:]),
-                           stride=stride, padding=pad, bias=b is not None)
-            if w.value.shape[1] != act.shape[0]:
-                self.fail(node, f"expected a weight for {act.shape[0]} input channels, got {list(w.value.shape)}")
+            stride, pads, group = self.check_conv(node, w.value, act.shape)
+            kernel = tuple(int(v) for v in w.value.shape[2:])
+            if group > 1:
+                layer = DepthwiseConv2d(self.name(node, "dwconv"), kernel, stride=stride, pads=pads,
+                                        depth_multiplier=w.value.shape[0] // act.shape[0], bias=b is not None)
+            else:
+                even = len(set(pads)) == 1
+                layer = Conv2d(self.name(node, "conv"), w.value.shape[0], kernel, stride=stride,
+                               padding=pads[0] if even else 0, bias=b is not None,
+                               pads=None if even else pads)
             return layer, {"w": w, "b": b}
         if op in ("Gemm", "MatMul"):
             a = self.attrs(node)
@@ -307,6 +365,10 @@ class Importer:
         if op in ("Flatten", "Reshape"):
             self.flat_reshape(node, act)
             return Flatten(self.name(node, "flatten")), {}
+        if op == "GlobalAveragePool":
+            if len(act.shape) != 3:
+                self.fail(node, f"expected a (C, H, W) input, got {list(act.shape)}")
+            return GlobalAvgPool(self.name(node, "gavgpool")), {}
         self.fail(node, "expected one of the supported operators " + ", ".join(FLOAT_OPS + QUANT_OPS)
                   + f", got {op}")
 
@@ -335,26 +397,101 @@ class Importer:
                 out[f"{layer.name}.bias"] = bias * np.float32(p["beta"]) if p.get("beta", 1.0) != 1.0 else bias
         return out
 
+    def two_acts(self, node):
+        """The two activations of a residual Add (same shape, no broadcast)."""
+        if len(node.input) != 2:
+            self.fail(node, f"expected two inputs, got {len(node.input)}")
+        a, b = self.get(node, 0), self.get(node, 1)
+        if not (isinstance(a, Act) and isinstance(b, Act)):
+            return None
+        if tuple(a.shape) != tuple(b.shape):
+            self.fail(node, f"expected two tensors of one shape (no broadcasting), got [N, "
+                      f"{', '.join(map(str, a.shape))}] and [N, {', '.join(map(str, b.shape))}]")
+        return a, b
+
+    def fold_batchnorm(self, node, act):
+        """BatchNormalization (inference) folded into the conv / depthwise
+        conv whose output it reads: per output channel ``c``,
+        ``w' = w * g``, ``b' = (b - mean) * g + beta`` with
+        ``g = scale / sqrt(var + epsilon)``."""
+        from dataclasses import replace
+
+        a = self.attrs(node)
+        last = self.layers[-1] if self.layers else None
+        if last is None or last.kind not in ("conv", "dwconv") or act.fsrc != len(self.layers) - 1 \
+                or self.consumers.get(node.input[0], 0) != 1:
+            self.fail(node, "expected BatchNormalization directly after a Conv whose output nothing "
+                      "else reads (it is folded into the conv)")
+        if a.get("training_mode", 0) or a.get("spatial", 1) != 1 or len([o for o in node.output if o]) != 1:
+            self.fail(node, "expected inference mode (training_mode 0, spatial 1, one output)")
+        m = act.shape[0]
+        params = []
+        for i, what in enumerate(("scale", "B", "input_mean", "input_var"), start=1):
+            v = np.asarray(self.get(node, i, Const).value, np.float64).reshape(-1)
+            if v.size != m:
+                self.fail(node, f"{what}: expected {m} values (one per channel), got {v.size}")
+            params.append(v)
+        gamma, beta, mean, var = params
+        eps = float(a.get("epsilon", 1e-5))
+        if np.any(var + eps <= 0):
+            self.fail(node, f"input_var: expected var + epsilon > 0, got a minimum of {float((var + eps).min())}")
+        g = gamma / np.sqrt(var + eps)
+        wk, bk = f"{last.name}.weight", f"{last.name}.bias"
+        w = np.asarray(self.weights[wk], np.float64)
+        b = np.asarray(self.weights.get(bk, np.zeros(m)), np.float64)
+        self.weights[wk] = (w * g.reshape(-1, 1, 1, 1)).astype(np.float32)
+        self.weights[bk] = ((b - mean) * g + beta).astype(np.float32)
+        if not last.bias:
+            self.layers[-1] = replace(last, bias=True)
+        return act.like()
+
     def step_float(self, node, act):
         op = node.op_type
         if op in ("Identity", "Dropout"):
             return act
+        if op == "BatchNormalization":
+            return self.fold_batchnorm(node, act)
         if op == "Add":
+            pair = self.two_acts(node)
+            if pair is not None:            # a residual add
+                a, b = pair
+                shape = self.add_layer(Add(self.name(node, "add")), a.shape, src=[a.fsrc, b.fsrc])
+                return Act(shape, fsrc=len(self.layers) - 1)
             # The bias of the MatMul just before (either operand order).
             last = self.layers[-1] if self.layers else None
             other = [self.values.get(i) for i in node.input if self.values.get(i) is not act]
             b = other[0] if len(other) == 1 else None
-            if not (isinstance(last, Dense) and isinstance(b, Const) and self._last_was_matmul):
-                self.fail(node, "expected Add only as the bias of a MatMul (residual add is not supported)")
+            if not (isinstance(last, Dense) and isinstance(b, Const) and self._last_was_matmul
+                    and act.fsrc == len(self.layers) - 1):
+                self.fail(node, "expected Add of two tensors of one shape (residual) or of a bias "
+                          "right after a MatMul, got something else")
             self.weights[f"{last.name}.bias"] = self.bias_vector(node, b.value, last.out_features).astype(np.float32)
             self._last_was_matmul = False
             return act
         layer, p = self.float_op(node, act)
-        shape = self.add_layer(layer, act.shape, self.float_weights(layer, p, node))
+        shape = self.add_layer(layer, act.shape, self.float_weights(layer, p, node), src=[act.fsrc])
         self._last_was_matmul = op == "MatMul"
-        return Act(shape)
+        return Act(shape, fsrc=len(self.layers) - 1)
 
     # -- the walk --------------------------------------------------------------
+
+    def constant(self, node):
+        """The value of a Constant node (``value`` or ``value_float(s)`` / ``value_int(s)``)."""
+        import onnx.numpy_helper as nh
+
+        a = self.attrs(node)
+        if len(a) != 1:
+            self.fail(node, f"expected one of the attributes value, value_float, value_floats, value_int, "
+                      f"value_ints, got {sorted(a) or 'none'}")
+        (key, v), = a.items()
+        if key == "value":
+            return nh.to_array(v)
+        if key in ("value_float", "value_floats"):
+            return np.asarray(v, np.float32)
+        if key in ("value_int", "value_ints"):
+            return np.asarray(v, np.int64)
+        self.fail(node, f"expected one of the attributes value, value_float, value_floats, value_int, "
+                  f"value_ints, got {key}")
 
     def elem_type(self, name):
         return self.declared.get(name, (None, None))[0]
@@ -438,11 +575,7 @@ class Importer:
                     node.domain == "ai.onnx.ml" and node.op_type in ("ZipMap", "ArrayFeatureExtractor")):
                 self.fail(node, f"expected the standard ONNX domain, got {node.domain!r}")
             if node.op_type == "Constant":
-                import onnx.helper as oh
-                import onnx.numpy_helper as nh
-
-                t = oh.get_attribute_value(node.attribute[0])
-                self.values[node.output[0]] = Const(nh.to_array(t))
+                self.values[node.output[0]] = Const(self.constant(node))
                 continue
             ins = [self.values.get(i) for i in node.input if i]
             if node.op_type == "Cast":
@@ -453,7 +586,11 @@ class Importer:
             elif quant:
                 out = onnx_qdq.step(self, node)
             else:
-                act = self.get(node, 0, Act)
+                first = self.get(node, 0)
+                if node.op_type == "Add" and isinstance(first, Const) and len(node.input) == 2:
+                    act = self.get(node, 1, Act)          # a bias written first
+                else:
+                    act = self.get(node, 0, Act)
                 out = self.step_float(node, act)
             self.values[node.output[0]] = out
             if isinstance(out, Act):
@@ -512,12 +649,13 @@ def read_onnx(path, model=None) -> OnnxGraph:
     imp = Importer(model, src)
     final = imp.run()
     name = model.graph.name or Path(src).stem
-    net = Network(name, imp.input_shape, imp.layers, imp.weights, source=src)
+    net = Network(name, imp.input_shape, imp.layers, imp.weights, source=src, inputs=imp.float_inputs())
     g = OnnxGraph(net, None)
     if imp.qlayers:
         from nnloom.gen.frontend.qtypes import QuantizedNetwork
 
-        g.qnet = QuantizedNetwork(name, imp.input_shape, imp.input_q[0], imp.input_q[1], imp.qlayers)
+        g.qnet = QuantizedNetwork(name, imp.input_shape, imp.input_q[0], imp.input_q[1], imp.qlayers,
+                                  rounding="mlas")
         u8 = bool(final.pending.get("u8"))
         g.input_codes, g.input_dtype = imp.input_codes, np.dtype(np.uint8 if imp.input_u8 else np.int8)
         g.input_scale, g.input_zp = imp.input_q[0], imp.input_q[1] + 128 * imp.input_u8

@@ -97,15 +97,20 @@ def _bias(imp, node, b, in_scale, w_scale, m):
 def _emit(imp, layer, in_act, shape_out, out_scale, out_zp, relu=False, w=None, b=None,
           trans=False, float_weights=None):
     """Append the float layer and its QLayer."""
-    kind = layer.kind
+    kind = "avgpool" if layer.kind == "gavgpool" else layer.kind
     ql = QLayer(layer.name, kind, in_act.shape, shape_out, in_act.scale, in_act.zp, out_scale, out_zp,
                 relu=relu, qmin=out_zp if relu else INT8[0])
-    if kind in ("conv", "fc"):
+    if kind in ("conv", "fc", "dwconv"):
         m = shape_out[0]
         ql.weight, ql.w_scale, ql.w_zp = _weights(imp, imp._node, w, m, trans)
         ql.bias = _bias(imp, imp._node, b, in_act.scale, ql.w_scale, m)
         if kind == "conv":
             ql.kernel, ql.stride, ql.padding = layer.kernel, layer.stride, layer.padding
+            ql.pads = None if layer.pads is None else tuple(layer.pads)
+        elif kind == "dwconv":
+            ql.kernel, ql.stride, ql.pads = layer.kernel, layer.stride, tuple(layer.pads)
+            ql.padding = layer.pads[0] if len(set(layer.pads)) == 1 else 0
+            ql.depth_multiplier = layer.depth_multiplier
         mults = [multiplier_from_real(in_act.scale * s / out_scale) for s in ql.w_scale]
         ql.mult = np.array([m_ for m_, _ in mults], np.int64)
         ql.shift = np.array([s_ for _, s_ in mults], np.int64)
@@ -116,21 +121,54 @@ def _emit(imp, layer, in_act, shape_out, out_scale, out_zp, relu=False, w=None, 
         if getattr(layer, "bias", True):
             float_weights[f"{layer.name}.bias"] = (ql.bias * in_act.scale * ql.w_scale).astype(np.float32)
     elif kind == "avgpool":
-        ql.kernel, ql.stride = (layer.kernel, layer.kernel), layer.step
-        m_, s_ = multiplier_from_real(in_act.scale / (out_scale * layer.kernel ** 2))
+        if layer.kind == "gavgpool":        # the window of the whole input
+            ql.kernel, ql.stride = tuple(in_act.shape[1:]), 1
+        else:
+            ql.kernel, ql.stride = (layer.kernel, layer.kernel), layer.step
+        m_, s_ = multiplier_from_real(in_act.scale / (out_scale * ql.kernel[0] * ql.kernel[1]))
         ql.mult, ql.shift = np.array([m_], np.int64), np.array([s_], np.int64)
     elif kind == "maxpool":
         ql.kernel, ql.stride = (layer.kernel, layer.kernel), layer.step
     elif kind == "relu" and (in_act.scale, in_act.zp) != (out_scale, out_zp):
         m_, s_ = multiplier_from_real(in_act.scale / out_scale)
         ql.mult, ql.shift = np.array([m_], np.int64), np.array([s_], np.int64)
+    imp.add_layer(layer, in_act.shape, float_weights, src=[in_act.fsrc])
     if relu:
-        imp.add_layer(layer, in_act.shape, float_weights)
         imp.add_layer(ReLU(imp.name(imp._node, "relu")), shape_out)
-    else:
-        imp.add_layer(layer, in_act.shape, float_weights)
+    return _append(imp, ql, [in_act], shape_out)
+
+
+def _append(imp, ql, ins, shape_out):
+    """Append ``ql`` reading the quantized layers of ``ins``; its output Act
+    (the float network's last layer stands for it)."""
+    srcs = [a.qsrc for a in ins]
+    ql.inputs = None if srcs == [len(imp.qlayers) - 1] else srcs
     imp.qlayers.append(ql)
-    return Act(shape_out, "q", out_scale, out_zp)
+    return Act(tuple(shape_out), "q", ql.out_scale, ql.out_zp, fsrc=len(imp.layers) - 1,
+               qsrc=len(imp.qlayers) - 1)
+
+
+def _add2(imp, node, a, b, out_scale, out_zp, u8, relu=False):
+    """A residual add of two quantized tensors of one shape (QLinearAdd, or
+    DequantizeLinear x 2 -> Add -> QuantizeLinear, which onnxruntime fuses
+    into it): an ``add`` layer in the model's own codes (``raw_offset``)."""
+    from nnloom.gen.frontend.network import Add
+
+    for x in (a, b):
+        if bool(x.pending.get("u8")) != u8:
+            imp.fail(node, "expected both inputs and the output in one type (int8 or uint8)")
+    layer = Add(imp.name(node, "add"))
+    ql = QLayer(layer.name, "add", a.shape, a.shape, a.scale, a.zp, out_scale, out_zp, relu=relu,
+                qmin=out_zp if relu else INT8[0], in2_scale=b.scale, in2_zp=b.zp,
+                raw_offset=128 if u8 else 0)
+    mults = [multiplier_from_real(x.scale / out_scale) for x in (a, b)]
+    sh = max(s_ for _, s_ in mults)
+    ql.mult = np.array([min(int(round(x.scale / out_scale * 2.0 ** sh)), (1 << 31) - 1) for x in (a, b)], np.int64)
+    ql.shift = np.array([sh, sh], np.int64)
+    imp.add_layer(layer, a.shape, src=[a.fsrc, b.fsrc])
+    if relu:
+        imp.add_layer(ReLU(imp.name(node, "relu")), a.shape)
+    return _u8(_append(imp, ql, [a, b], a.shape), u8)
 
 
 def _addconst(imp, node, act, c, out_scale, out_zp, u8, relu=False):
@@ -156,7 +194,7 @@ def _addconst(imp, node, act, c, out_scale, out_zp, u8, relu=False):
     const = imp.bias_vector(node, q, f).astype(np.int64) - off
     last = imp.layers[-1] if imp.layers else None
     if last is None or last.kind != "fc" or imp.qlayers[-1].kind != "fc" or \
-            tuple(imp.qlayers[-1].out_shape) != tuple(act.shape):
+            tuple(imp.qlayers[-1].out_shape) != tuple(act.shape) or act.qsrc != len(imp.qlayers) - 1:
         imp.fail(node, "expected Add of a constant right after a MatMul / Gemm (its bias), got it elsewhere")
     real = ((const - (int(zp[0]) - off)) * np.float32(scale[0])).astype(np.float32)
     key = f"{last.name}.bias"
@@ -164,8 +202,8 @@ def _addconst(imp, node, act, c, out_scale, out_zp, u8, relu=False):
     ql = QLayer(imp.name(node, "add"), "addconst", act.shape, act.shape, act.scale, act.zp, out_scale, out_zp,
                 qmin=out_zp if relu else INT8[0], relu=relu, in2_scale=float(scale[0]),
                 in2_zp=int(zp[0]) - off, const=const, raw_offset=off)
-    imp.qlayers.append(ql)
-    return _u8(Act(act.shape, "q", out_scale, out_zp), u8)
+    out = _append(imp, ql, [act], act.shape)
+    return _u8(out.like(fsrc=act.fsrc), u8)
 
 
 def _out_shape(imp, layer, shape):
@@ -210,13 +248,31 @@ def _qlinear(imp, node, act):
 
         layer = AvgPool(imp.name(node, "avgpool"), k, s)
         return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz), u8)
+    if op == "QLinearGlobalAveragePool":   # com.microsoft: x, x_s, x_zp, y_s, y_zp
+        if imp.attrs(node).get("channels_last", 0):
+            imp.fail(node, "channels_last: expected 0 (NCHW), got 1")
+        if len(act.shape) != 3:
+            imp.fail(node, f"expected a (C, H, W) input, got {list(act.shape)}")
+        ys, yz, u8 = act_params(imp, node, 3, 4)
+        from nnloom.gen.frontend.network import GlobalAvgPool
+
+        layer = GlobalAvgPool(imp.name(node, "gavgpool"))
+        return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz), u8)
     if op == "QLinearAdd":     # com.microsoft: A, a_s, a_zp, B, b_s, b_zp, c_s, c_zp
         xs, xz, _ = act_params(imp, node, 1, 2)
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
         b = imp.get(node, 3)
-        if not isinstance(b, Const):
-            imp.fail(node, "expected the second input to be a constant (residual add is not supported)")
+        if isinstance(b, Act):     # a residual add of two tensors
+            b = _int_input(imp, node, b)
+            bs, bz, _ = act_params(imp, node, 4, 5)
+            if b.state != "q" or (bs, bz) != (b.scale, b.zp):
+                imp.fail(node, "expected the second input quantized, with its own scale and zero point")
+            if tuple(b.shape) != tuple(act.shape):
+                imp.fail(node, f"expected two tensors of one shape (no broadcasting), got {list(act.shape)} "
+                         f"and {list(b.shape)}")
+            ys, yz, u8 = act_params(imp, node, 6, 7)
+            return _add2(imp, node, act, b, ys, yz, u8)
         bs, bz, _ = act_params(imp, node, 4, 5)
         bq = np.asarray(b.value)
         zq = imp.get(node, 5, Const, optional=True)
@@ -328,7 +384,7 @@ def step(imp, node):
         if x.state == "dq" and (ys, yz) == (x.scale, x.zp):
             # DequantizeLinear -> Flatten -> QuantizeLinear with the same parameters
             # (onnxruntime's quantizer writes this): nothing to compute.
-            return Act(x.shape, "q", ys, yz, {"u8": u8})
+            return x.like(state="q", pending={"u8": u8})
         if x.state == "float" and not imp.layers and imp.input_q is None:
             imp.input_q, imp.input_u8 = (ys, yz), u8
             return Act(x.shape, "q", ys, yz, {"u8": u8})
@@ -338,6 +394,8 @@ def step(imp, node):
         p = x.pending
         if p["op"] == "AddConst":
             return _addconst(imp, p["node"], p["in"], p["c"], ys, yz, u8, relu=p.get("relu", False))
+        if p["op"] == "Add2":
+            return _add2(imp, p["node"], p["a"], p["b"], ys, yz, u8, relu=p.get("relu", False))
         layer, src_act = p["layer"], p["in"]
         if layer.kind == "maxpool" and (ys, yz) != (src_act.scale, src_act.zp):
             imp.fail(node, "expected MaxPool to keep its input's scale and zero point")
@@ -359,8 +417,9 @@ def step(imp, node):
         xs, xz, _ = act_params(imp, node, 1, 2)
         if x.state != "q" or (xs, xz) != (x.scale, x.zp):
             imp.fail(node, "expected DequantizeLinear of a quantized tensor with its own scale and zero point")
-        return Act(x.shape, "dq", xs, xz, dict(x.pending))
-    if op in ("QLinearConv", "QLinearMatMul", "QLinearAveragePool", "QGemm", "QLinearAdd"):
+        return x.like(state="dq", scale=xs, zp=xz, pending=dict(x.pending))
+    if op in ("QLinearConv", "QLinearMatMul", "QLinearAveragePool", "QLinearGlobalAveragePool", "QGemm",
+              "QLinearAdd"):
         act = _int_input(imp, node, imp.get(node, 0, Act))
         if act.state != "q":
             imp.fail(node, f"expected an int8 input tensor, got a {act.state} one")
@@ -372,12 +431,13 @@ def step(imp, node):
         return _on_int8(imp, node, act)
     if act.state == "pending":
         p = act.pending
-        if op == "Relu" and p["op"] == "AddConst" and not p.get("relu"):
-            return Act(act.shape, "pending", pending={**p, "relu": True})
-        if op == "Relu" and p["op"] != "AddConst" and p["layer"].kind in ("conv", "fc") and not p.get("relu"):
-            return Act(act.shape, "pending", pending={**p, "relu": True})
+        if op == "Relu" and p["op"] in ("AddConst", "Add2") and not p.get("relu"):
+            return act.like(pending={**p, "relu": True})
+        if op == "Relu" and p["op"] not in ("AddConst", "Add2") and p["layer"].kind in ("conv", "fc", "dwconv") \
+                and not p.get("relu"):
+            return act.like(pending={**p, "relu": True})
         if op == "Add" and p["op"] == "MatMul" and p.get("b") is None:
-            return Act(act.shape, "pending", pending={**p, "b": imp.get(node, 1, Const)})
+            return act.like(pending={**p, "b": imp.get(node, 1, Const)})
         if op in ("Identity", "Dropout"):
             return act
         imp.fail(node, f"expected QuantizeLinear after {p['op']}, got {op}")
@@ -387,8 +447,18 @@ def step(imp, node):
         if layer is None:
             return act
         out = _emit(imp, layer, act, _out_shape(imp, layer, act.shape), act.scale, act.zp)
-        return Act(out.shape, "dq", act.scale, act.zp, act.pending)
+        return out.like(state="dq", pending=act.pending)
+    if op == "BatchNormalization":
+        imp.fail(node, "expected BatchNormalization folded into the conv before quantization (run "
+                 "onnxruntime.quantization.quant_pre_process before quantize_static), got it between "
+                 "quantized tensors")
     if op == "Add":
+        pair = imp.two_acts(node)
+        if pair is not None:
+            a, b = pair
+            if a.state != "dq" or b.state != "dq":
+                imp.fail(node, "expected Add of two dequantized tensors (DequantizeLinear on both inputs)")
+            return a.like(state="pending", pending={"op": "Add2", "a": a, "b": b, "node": node, "layer": None})
         others = [imp.values.get(i) for i in node.input if imp.values.get(i) is not act]
         if len(node.input) != 2 or node.input[0] not in imp.values or imp.values[node.input[0]] is not act \
                 or len(others) != 1 or not isinstance(others[0], Const):

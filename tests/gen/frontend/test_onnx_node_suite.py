@@ -32,7 +32,8 @@ MODULES = {"Conv": "conv", "Gemm": "gemm", "MatMul": "matmul", "Add": "add", "Re
            "Reshape": "reshape", "Identity": "identity", "Dropout": "dropout",
            "QuantizeLinear": "quantizelinear", "DequantizeLinear": "dequantizelinear",
            "QLinearConv": "qlinearconv", "QLinearMatMul": "qlinearmatmul", "Cast": "cast",
-           "Softmax": "softmax", "ArgMax": "argmax"}
+           "Softmax": "softmax", "ArgMax": "argmax", "GlobalAveragePool": "globalaveragepool",
+           "BatchNormalization": "batch_normalization"}
 DOC = Path(__file__).resolve().parents[3] / "docs" / "network-format.md"
 
 

@@ -43,15 +43,9 @@ def _model(op, wdt, rng, per_channel):
     return oh.make_model(g, opset_imports=[oh.make_opsetid("", 13)]), x_shape
 
 
-_REQUANT = pytest.mark.xfail(strict=True, reason=(
-    "a code differs: onnxruntime requantizes conv in float32 (f32(acc) * f32 scale, then round half "
-    "to even: acc -6136 gives exactly -71.5 -> -72) while the existing conv rule multiplies exactly and "
-    "rounds half up (-71.49999942 -> -71); not the weight zero point, the requantization rule"))
-
-
 @pytest.mark.parametrize("op,wdt,per_channel", [
-    (op, wdt, pc) if op != "QLinearConv" else pytest.param(op, wdt, pc, marks=_REQUANT)
-    for op in ("QLinearMatMul", "QLinearConv") for wdt in (np.uint8, np.int8) for pc in (False, True)])
+    (op, wdt, pc) for op in ("QLinearMatMul", "QLinearConv") for wdt in (np.uint8, np.int8)
+    for pc in (False, True)])
 def test_weight_zero_point_matches_onnxruntime(tmp_path, op, wdt, per_channel):
     from nnloom.gen.cli.infer import run_onnx
     from nnloom.gen.compiler import CompileError, compile_network
