@@ -1,15 +1,21 @@
 """ONNX import: float models and int8 QDQ / QLinear models.
 
-Supported operators (a sequential chain; the batch axis is axis 0):
+Supported operators (one data input; the batch axis is axis 0; a tensor may
+feed several nodes, so residual blocks import as a DAG):
 
-* float: ``Conv`` (group 1, no dilation, equal strides, equal pads), ``Gemm``
-  (alpha = beta = 1, transA = 0), ``MatMul`` (+ ``Add`` of a bias),
-  ``Relu``, ``MaxPool`` / ``AveragePool`` (square, no padding, floor mode),
-  ``Flatten`` (axis 1), ``Reshape`` to ``[N, -1]``, ``Identity``, ``Dropout``.
+* float: ``Conv`` (group 1 or depthwise, no dilation, equal strides,
+  ``pads`` / ``auto_pad``), ``BatchNormalization`` folded into the Conv
+  before it, ``Add`` of two tensors of one shape (residual) or of a MatMul's
+  bias, ``GlobalAveragePool``, ``Gemm`` (transA = 0), ``MatMul``, ``Relu``,
+  ``MaxPool`` / ``AveragePool`` (square, no padding, floor mode),
+  ``Flatten`` (axis 1), ``Reshape`` to ``[N, -1]``, ``Identity``,
+  ``Dropout``, same-type ``Cast``, ``Constant``.
 * quantized: the above between ``QuantizeLinear`` / ``DequantizeLinear``
-  pairs (QDQ), and ``QLinearConv``, ``QLinearMatMul``, ``QGemm`` and
-  ``QLinearAveragePool`` (com.microsoft), ``MaxPool`` / ``Relu`` /
-  ``Flatten`` / ``Reshape`` on int8 tensors (QOperator).
+  pairs (QDQ), and ``QLinearConv``, ``QLinearMatMul``, ``QGemm``,
+  ``QLinearAveragePool``, ``QLinearGlobalAveragePool`` and ``QLinearAdd``
+  (com.microsoft), ``MaxPool`` / ``Relu`` / ``Flatten`` / ``Reshape`` on
+  int8 tensors (QOperator); requantized as onnxruntime does
+  (``rounding = "mlas"``, :mod:`nnloom.gen.frontend.qtypes`).
 
 A quantized model imports as a :class:`nnloom.gen.frontend.qtypes.QuantizedNetwork` with its
 own scales and zero points (the interpretation rules are in
@@ -569,6 +575,14 @@ class Importer:
 
         self._last_was_matmul = False
         quant = any(n.op_type in QUANT_OPS for n in self.graph.node)
+        from onnx import TensorProto
+
+        if not quant and self.input_type not in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16):
+            import onnx.helper as oh
+
+            raise NetworkError(self.src, f"graph.input ({self.input_name})", "expected a float, double or "
+                               "float16 tensor in a float model (integer inputs need QuantizeLinear / "
+                               f"QLinear operators), got {oh.tensor_dtype_to_string(self.input_type)}")
         last = None
         for node in self.graph.node:
             if node.domain not in ("", "ai.onnx", "com.microsoft") and not (

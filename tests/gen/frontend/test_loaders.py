@@ -109,8 +109,8 @@ TOML_CASES = {
 }
 
 
-def _onnx(nodes, inits, in_shape=(1, 1, 8, 8), extra_inputs=()):
-    inputs = [oh.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape)), *extra_inputs]
+def _onnx(nodes, inits, in_shape=(1, 1, 8, 8), extra_inputs=(), in_type=TensorProto.FLOAT):
+    inputs = [oh.make_tensor_value_info("x", in_type, list(in_shape)), *extra_inputs]
     g = oh.make_graph(nodes, "bad", inputs, [oh.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],
                       [nh.from_array(v, k) for k, v in inits.items()])
     return oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)], ir_version=8)
@@ -121,6 +121,8 @@ ONNX_CASES = {
     "unsupported_op": (lambda: _onnx([oh.make_node("Softmax", ["x"], ["y"])], {}), "(Softmax)"),
     "conv_group": (lambda: _onnx([oh.make_node("Conv", ["x", "w"], ["y"], group=2)], W), "group"),
     "conv_dilation": (lambda: _onnx([oh.make_node("Conv", ["x", "w"], ["y"], dilations=[2, 2])], W), "dilations"),
+    "int_input_float_model": (lambda: _onnx([oh.make_node("Relu", ["x"], ["y"])], {}, in_type=TensorProto.INT8),
+                              "graph.input (x)"),
     "add_broadcast": (lambda: _onnx([oh.make_node("MaxPool", ["x"], ["r"], kernel_shape=[2, 2], strides=[2, 2]),
                                      oh.make_node("Add", ["r", "x"], ["y"])], {}), "no broadcasting"),
     "pool_pads": (lambda: _onnx([oh.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], pads=[1, 1, 1, 1])], {}),
