@@ -25,7 +25,7 @@ A ReLU directly after a conv / fc / dwconv / add layer is fused into it
 the quantized network has one layer fewer per such ReLU.  Max pooling and
 flatten keep their input's scale; average pooling keeps it too and
 requantizes by ``1 / k**2``; global average pooling is the ``avgpool`` kind
-with the whole (square) input as its window, ``1 / (H * W)``; a standalone
+with the whole input (any H x W) as its window, ``1 / (H * W)``; a standalone
 ReLU keeps its scale (``max(x, 0)``).
 
 ``dwconv`` quantizes as conv (per-channel weights over its ``M = C *
@@ -156,11 +156,7 @@ def quantize(network: Network, calibration, fmt: str = "int8") -> QuantizedNetwo
                 ql.mult, ql.shift = _mults([1.0 / layer.kernel ** 2])
         elif layer.kind == "gavgpool":
             c, h, w_ = in_shapes[i]
-            if h != w_:
-                raise QuantizeError(f"{network.source}: layers[{i}] ({layer.name}): expected a square "
-                                    f"input for global average pooling (int8 average pooling has "
-                                    f"square windows), got {h}x{w_}")
-            ql.kind, ql.kernel, ql.stride = "avgpool", (h, w_), h
+            ql.kind, ql.kernel, ql.stride = "avgpool", (h, w_), 1
             ql.mult, ql.shift = _mults([1.0 / (h * w_)])
         elif layer.kind == "relu":
             ql.qmin, ql.relu = 0, True

@@ -8,7 +8,7 @@ arrays (never floats, but for ``addconst``, whose float32 arithmetic is onnxrunt
   (:func:`nnloom.sim.golden.gemm.gemm`, 32-bit wrapping), then
   :func:`nnloom.sim.golden.requant.requantize` per output channel with
   ``qmin``/``qmax`` (``qmin = out_zp`` for a fused ReLU);
-* maxpool: int8 maximum over the window; avgpool: ``sum(x - in_zp)`` over
+* maxpool: int8 maximum over the window; avgpool: ``sum(x - in_zp)`` over the R x S
   the window, requantized with the layer's single ``mult``/``shift``;
 * relu: ``max(x, in_zp)`` when the scales are equal, else
   ``requantize(max(x - in_zp, 0))`` into the output scale;
@@ -175,17 +175,22 @@ def _avgpool_tflite(ql, x):
     return np.clip(y, ql.qmin, ql.qmax).astype(np.int64)
 
 
-def _avgpool_mlas(ql, x):
-    """Average pooling of any R x S window (no padding) as onnxruntime's
-    QLinearAveragePool / QLinearGlobalAveragePool: the int32 sum of
-    ``x - in_zp``, requantized by :func:`_mlas` with ``in_scale / (out_scale * R * S)``."""
+def _avgpool_sum(ql, x):
+    """``sum(x - in_zp)`` over each R x S window (no padding; global pooling
+    is the window of the whole input)."""
     if ql.pads is not None and any(ql.pads):
         raise ValueError(f"layer {ql.name}: padded average pooling needs rounding 'tflite'")
+    _, e, w = ql.out_shape
+    return sum(v for _, _, v in _taps(np.asarray(x, np.int64) - ql.in_zp, tuple(ql.kernel), ql.stride, e, w))
+
+
+def _avgpool_mlas(ql, x):
+    """Average pooling as onnxruntime's QLinearAveragePool /
+    QLinearGlobalAveragePool: the int32 window sum requantized by
+    :func:`_mlas` with ``in_scale / (out_scale * R * S)``."""
     f = np.float32
     r, s = ql.kernel
-    _, e, w = ql.out_shape
-    total = sum(v for _, _, v in _taps(np.asarray(x, np.int64) - ql.in_zp, (r, s), ql.stride, e, w))
-    return _mlas(ql, total, f(ql.in_scale) / f(f(ql.out_scale) * f(r * s)))
+    return _mlas(ql, _avgpool_sum(ql, x), f(ql.in_scale) / f(f(ql.out_scale) * f(r * s)))
 
 
 def _dwconv(ql, xc):
@@ -241,10 +246,7 @@ def run_layer(ql, x, rounding: str = "onnxruntime", x2=None):
     if ql.kind == "maxpool":
         return windows(np.asarray(x, np.int64), ql.kernel[0], ql.stride).max(axis=0)
     if ql.kind == "avgpool":
-        if ql.pads is not None and any(ql.pads):
-            raise ValueError(f"layer {ql.name}: padded average pooling needs rounding 'tflite'")
-        total = windows(np.asarray(x, np.int64) - ql.in_zp, ql.kernel[0], ql.stride).sum(axis=0)
-        return requantize(total, int(ql.mult[0]), int(ql.shift[0]), ql.out_zp, ql.qmin, ql.qmax)
+        return requantize(_avgpool_sum(ql, x), int(ql.mult[0]), int(ql.shift[0]), ql.out_zp, ql.qmin, ql.qmax)
     if ql.kind == "relu":
         if ql.mult is None:
             return np.maximum(np.asarray(x, np.int64), ql.in_zp)

@@ -492,13 +492,23 @@ def test_golden_add_and_avgpool_ties_round_half_up():
         assert run_layer(pool, x)[0, 0, 0, 0] == out
 
 
-def test_gavgpool_on_a_non_square_input_is_refused_in_one_line():
+def test_gavgpool_on_a_non_square_input_is_the_closed_formula():
+    """Global pooling of a 4 x 6 map: one 4 x 6 window, requantized by
+    1 / 24 (the integer rule and onnxruntime's float32 rule agree here)."""
     net, rng = _random_net('[input]\nshape = [2, 4, 6]\n[[layers]]\ntype = "gavgpool"\nname = "g"\n'
                            '[[layers]]\ntype = "flatten"\n[[layers]]\ntype = "fc"\nout = 3\n', 0)
-    with pytest.raises(QuantizeError) as e:
-        quantize(net, rng.uniform(-1, 1, (2, 2, 4, 6)))
-    assert str(e.value) == ("ops.toml: layers[0] (g): expected a square input for global average pooling "
-                            "(int8 average pooling has square windows), got 4x6")
+    from nnloom.sim.golden.qnet import run_layer
+
+    q = quantize(net, rng.uniform(-1, 1, (8, 2, 4, 6)))
+    pool = q.layers[0]
+    assert pool.kind == "avgpool" and tuple(pool.kernel) == (4, 6) and tuple(pool.out_shape) == (2, 1, 1)
+    x = rng.integers(-128, 128, (5, 2, 4, 6))
+    got = run_layer(pool, x)
+    for n in range(5):
+        np.testing.assert_array_equal(got[n], closed_avgpool(pool, x[n]))
+    # It really averages: the float mean of each channel, in the output scale, within one code.
+    mean = (x - pool.in_zp).mean(axis=(2, 3)) * pool.in_scale / pool.out_scale + pool.out_zp
+    assert np.abs(got[:, :, 0, 0] - np.clip(mean, -128, 127)).max() <= 0.5 + 1e-9
 
 
 @pytest.mark.parametrize("seed", [3, 4, 5])
