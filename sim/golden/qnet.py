@@ -8,8 +8,8 @@ arrays (never floats, but for ``addconst``, whose float32 arithmetic is onnxrunt
   (:func:`nnloom.sim.golden.gemm.gemm`, 32-bit wrapping), then
   :func:`nnloom.sim.golden.requant.requantize` per output channel with
   ``qmin``/``qmax`` (``qmin = out_zp`` for a fused ReLU);
-* maxpool: int8 maximum over the window; avgpool: ``sum(x - in_zp)`` over the R x S
-  the window, requantized with the layer's single ``mult``/``shift``;
+* maxpool: int8 maximum over the window; avgpool: ``sum(x - in_zp)`` over
+  the R x S window, requantized with the layer's single ``mult``/``shift``;
 * relu: ``max(x, in_zp)`` when the scales are equal, else
   ``requantize(max(x - in_zp, 0))`` into the output scale;
 * flatten: (C, H, W) row-major;
