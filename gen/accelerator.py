@@ -5,6 +5,9 @@ array size (``size``, the planner's plan for a ``board``, or the default),
 size the buffers and compile the program (one compile), and returns a
 :class:`Build`; its :attr:`Build.verilog` elaborates the design once, and
 :meth:`Build.write` writes the output directory whole or not at all.
+With a ``board`` the design is the planner's (:func:`nnloom.gen.planner.plan`),
+which searches the designs :func:`sized` makes for every side in
+:data:`ARRAY_SIDES`: what ``nnloom plan --board`` prints is what is built.
 ``nnloom generate``, ``nnloom simulate``, ``nnloom fpga build`` and the bench
 scripts all go through :func:`build`; the size rules live here
 (:data:`ARRAY_SIDES`, :func:`check_size`) and nowhere else.
@@ -15,7 +18,9 @@ scripts all go through :func:`build`; the size rules live here
 * :func:`sized` picks the smallest power-of-two buffer depths the network
   needs for a P x P array and compiles its program, once;
 * :func:`first_fit` walks the array sides down from a start until a given
-  fit check passes (the FPGA flow passes the board's);
+  fit check passes;
+* :class:`Design` is the one ``config`` object that ``plan -o``,
+  ``report.json`` and ``simulate --json`` write;
 * :func:`energy_estimate` turns a program's access counts into energy with a
   cost table.
 """
@@ -43,9 +48,9 @@ from nnloom.hw.accel_core import AccelConfig
 from nnloom.hw.errors import InputError
 from nnloom.hw.params import ParamError
 
-__all__ = ["Build", "build", "write_dir", "replace_dir", "quantize_network", "sized", "size_config", "first_fit",
-           "square_side", "ARRAY_SIDES", "DEFAULT_SIDE", "check_size", "generate",
-           "energy_estimate", "layer_table", "DIGITS_SHAPES", "TOP_NAME"]
+__all__ = ["Build", "build", "write_dir", "replace_dir", "quantize_network", "sized", "size_config",
+           "first_fit", "Design", "ARRAY_SIDES", "DEFAULT_SIDE", "BATCHES", "check_size",
+           "check_batch", "generate", "energy_estimate", "layer_table", "DIGITS_SHAPES", "TOP_NAME"]
 
 DIGITS_SHAPES = ((64,), (1, 8, 8))
 #: The Verilog top module of a generated accelerator.
@@ -55,12 +60,16 @@ TOP_NAME = "nnloom_accel"
 ARRAY_SIDES = (2, *range(4, 33, 4))
 #: The array side when neither a size nor a board is given.
 DEFAULT_SIDE = 8
+#: Batch sizes the generator builds (batching comes with the v2 accelerator).
+BATCHES = (1,)
 #: Program memory the sizing compile allows before the depth is fitted.
 _MAX_IMEM = 1024
 
 
 def quantize_network(network, calibration=None):
-    """int8 :class:`~nnloom.gen.frontend.QuantizedNetwork` of a float network."""
+    """int8 :class:`~nnloom.gen.frontend.QuantizedNetwork` of a float network,
+    calibrated on ``calibration`` (float inputs ``[N, *input_shape]``) or,
+    for digits-shaped networks, on the first 256 training digits."""
     if calibration is None:
         if tuple(network.input_shape) not in DIGITS_SHAPES:
             raise InputError(f"{network.source}: input.shape: calibration data needed for "
@@ -81,6 +90,15 @@ def check_size(size) -> int:
     return size
 
 
+def check_batch(batch) -> int:
+    """``batch`` if the generator builds it (:data:`BATCHES`), else a one-line
+    :class:`~nnloom.hw.errors.InputError` naming ``--batch``."""
+    if batch not in BATCHES:
+        raise InputError(f"--batch: expected 1 (batching comes with the v2 accelerator), "
+                         f"got {batch}")
+    return batch
+
+
 def sized(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None
           ) -> tuple[AccelConfig, Program]:
     """The smallest power-of-two buffers and program memory that hold ``qnet``
@@ -92,20 +110,27 @@ def sized(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None
     P = check_size(size)
     if data_width is None:
         data_width = AccelConfig.bus_width_for(P)
-    maps, weights, pixels = [], [], [1]
-    shape = qnet.input_shape if len(qnet.input_shape) == 3 else (qnet.input_shape[0], 1, 1)
-    maps.append(shape[1] * shape[2] * math.ceil(shape[0] / P))
+
+    def chw(shape):
+        return tuple(shape) if len(shape) == 3 else (shape[0], 1, 1)
+
+    # as the compiler walks the network: a flatten moves no data, so a fully
+    # connected layer after one reads the map before it (kernel = the whole map)
+    cur = chw(qnet.input_shape)
+    maps, weights, pixels = [cur[1] * cur[2] * math.ceil(cur[0] / P)], [], [1]
     for ql in qnet.layers:
-        out = ql.out_shape if len(ql.out_shape) == 3 else (ql.out_shape[0], 1, 1)
+        if ql.kind == "flatten":
+            continue
+        out = chw(ql.out_shape)
         maps.append(out[1] * out[2] * math.ceil(out[0] / P))
         if ql.kind in ("conv", "fc"):
-            c = ql.weight.shape[1]
-            k = ql.weight.shape[2] * ql.weight.shape[3] if ql.kind == "conv" else 1
-            if ql.kind == "fc":   # fc over a map: kernel = whole map, channels of the map
-                cin = ql.in_shape if len(ql.in_shape) == 3 else (ql.in_shape[0], 1, 1)
-                c, k = cin[0], cin[1] * cin[2]
+            if ql.kind == "conv":
+                c, k = ql.weight.shape[1], ql.weight.shape[2] * ql.weight.shape[3]
+            else:
+                c, k = cur[0], cur[1] * cur[2]
             weights.append(k * math.ceil(c / P) * P)
             pixels.append(out[1] * out[2])
+        cur = out
     cfg = AccelConfig(size=P, act_depth=_pow2(max(maps)), wbuf_depth=_pow2(max(weights, default=16)),
                       pbuf_depth=max(16, P * 2), acc_depth=_pow2(max(pixels), 1),
                       data_width=data_width, layers=max(1, min(64, len(qnet.layers))),
@@ -121,10 +146,51 @@ def size_config(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None) -
     return sized(qnet, size, data_width)[0]
 
 
-def square_side(pes: int) -> int:
-    """The largest array side P in :data:`ARRAY_SIDES` with P * P <= ``pes``
-    (the smallest side if none)."""
-    return max([ARRAY_SIDES[0]] + [s for s in ARRAY_SIDES if s * s <= pes])
+@dataclass(frozen=True)
+class Design:
+    """What is built, as one object: the engine, its dataflow, the array's
+    rows x cols, the batch, and the :class:`AccelConfig` the Verilog is
+    elaborated from.  :meth:`to_dict` is the ``config`` that ``nnloom plan
+    -o``, ``report.json`` and ``nnloom simulate --json`` write (the
+    AccelConfig's parameters plus ``engine``, ``dataflow``, ``rows``,
+    ``cols`` and ``batch``); today's accelerator is a square
+    weight-stationary array at batch 1."""
+
+    accel: AccelConfig
+    batch: int = 1
+
+    engine = "systolic"
+    dataflow = "ws"
+    _EXTRA = ("engine", "dataflow", "rows", "cols", "batch")
+
+    @property
+    def rows(self) -> int:
+        return self.accel.size
+
+    @property
+    def cols(self) -> int:
+        return self.accel.size
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    def describe(self) -> str:
+        return f"{self.rows}x{self.cols} {self.dataflow.upper()}"
+
+    def to_dict(self) -> dict:
+        return {"engine": self.engine, "dataflow": self.dataflow, "rows": self.rows,
+                "cols": self.cols, "batch": self.batch, **self.accel.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Design":
+        """The design of a ``config`` object (:meth:`to_dict`'s inverse)."""
+        accel = AccelConfig.from_dict({k: v for k, v in values.items() if k not in cls._EXTRA})
+        design = cls(accel, values.get("batch", 1))
+        for key in cls._EXTRA:
+            if key in values and values[key] != getattr(design, key):
+                raise ParamError(key, values[key], f"{getattr(design, key)} for this accelerator")
+        return design
 
 
 def first_fit(qnet, fits: Callable[[AccelConfig, Program], object], *,
@@ -242,9 +308,10 @@ class Build:
 
     ``config`` is the :class:`AccelConfig` the Verilog is elaborated from
     and ``program`` the program compiled for it; ``plan`` is the planner's
-    :class:`~nnloom.gen.planner.Plan` when the size came from a board, and
-    ``planned_side`` the side it asked for (``note`` says why a smaller one
-    was built)."""
+    :class:`~nnloom.gen.planner.Plan` when the design came from a board (its
+    config and program are these), and ``planned_side`` its array side.
+    ``note`` is kept for the reports' ``plan.note`` (empty: the plan is
+    what is built)."""
 
     source: str
     network: object
@@ -255,6 +322,12 @@ class Build:
     plan: object = None
     planned_side: int | None = None
     note: str = ""
+    batch: int = 1
+
+    @property
+    def design(self) -> Design:
+        """The :class:`Design` (the ``config`` object the reports write)."""
+        return Design(self.config, self.batch)
 
     @cached_property
     def verilog(self) -> str:
@@ -270,7 +343,7 @@ class Build:
         prog, energy = self.program, self.energy()
         report = {
             "network": self.qnet.name, "source": str(self.source), "board": self.board,
-            "config": self.config.to_dict(),
+            "config": self.design.to_dict(),
             "instructions": len(prog.instructions),
             "regions": {k: {"addr": a, "bytes": n} for k, (a, n) in prog.regions.items()},
             "layers": [dict(row, dram_bytes=0, energy_pj=None) for row in layer_table(prog)],
@@ -282,6 +355,7 @@ class Build:
         if self.plan is not None:
             report["plan"] = {"engine": self.plan.engine, "rows": self.plan.config.rows,
                               "cols": self.plan.config.cols, "size": self.planned_side,
+                              "board": self.plan.board, "cycles": self.plan.totals["cycles"],
                               "reasons": self.plan.reasons}
             if self.note:
                 report["plan"]["note"] = self.note
@@ -332,51 +406,49 @@ def replace_dir(new: Path, out_dir: Path) -> None:
         os.replace(new, out_dir)
 
 
-def build(source, *, board: str | None = None, size: int | None = None, network=None,
-          qnet=None, fits: Callable[[AccelConfig, Program], object] | None = None) -> Build:
+def build(source, *, board: str | None = None, size: int | None = None, batch: int = 1,
+          network=None, qnet=None, calibration=None,
+          fits: Callable[[AccelConfig, Program], object] | None = None) -> Build:
     """Load, quantize, plan and compile, each once.
 
-    The array side is ``size`` if given; else, with a ``board``, the largest
-    side whose P x P array has no more PEs than the planner's plan for it,
-    stepping down while ``fits(config, program)`` raises (the FPGA flow
-    passes its board fit check); else :data:`DEFAULT_SIDE`.  ``network`` and
-    ``qnet`` skip loading and quantizing when the caller has them.  Bad
-    input raises an :class:`~nnloom.hw.errors.InputError` of one line."""
+    The design is the ``size`` x ``size`` array if ``size`` is given; else,
+    with a ``board``, the planner's plan for it
+    (:func:`nnloom.gen.planner.plan`: the fastest design :func:`sized` makes
+    that passes the board's fit check, ``fits`` if given, else
+    :func:`nnloom.gen.planner.fit.board_fits`); else :data:`DEFAULT_SIDE`.
+    ``batch`` must be in :data:`BATCHES`.  ``network`` and ``qnet`` skip
+    loading and quantizing when the caller has them; ``calibration`` (float
+    inputs) calibrates networks that do not take the digits.  Bad input
+    raises an :class:`~nnloom.hw.errors.InputError` of one line."""
+    check_batch(batch)
+    if size is not None:
+        check_size(size)
     network = network if network is not None else load_network(source)
     if not network.has_weights:
         raise InputError(f"{source}: weights: expected a network with weights to build for, "
                          "got none (timing only)")
-    if size is not None:
-        check_size(size)
-    qnet = qnet if qnet is not None else quantize_network(network)
+    qnet = qnet if qnet is not None else quantize_network(network, calibration)
     the_plan = planned = None
-    note = ""
     if size is not None:
         cfg, prog = sized(qnet, size)
     elif board is not None:
+        from nnloom.gen.planner import PlanError, plan
         from nnloom.gen.planner import board as get_board
-        from nnloom.gen.planner import plan
 
-        the_plan = plan(network, get_board(board).budget)
-        planned = square_side(the_plan.config.rows * the_plan.config.cols)
-        if fits is None:
-            cfg, prog = sized(qnet, planned)
-        else:
-            cfg, prog, error = first_fit(qnet, fits, upto=planned)
-            if cfg is None:
-                raise error
-            if cfg.size < planned:
-                note = (f"the planner's {planned} x {planned} array does not fit the board "
-                        f"top; {cfg.size} x {cfg.size} is the largest that does")
+        try:
+            the_plan = plan(network, get_board(board).budget, qnet=qnet, board=board, fits=fits)
+        except PlanError as e:
+            raise PlanError(f"{source}: budget: {e}", e.minimum) from None
+        cfg, prog, planned = the_plan.accel, the_plan.program, the_plan.accel.size
     else:
         cfg, prog = sized(qnet, DEFAULT_SIDE)
-    return Build(str(source), network, qnet, cfg, prog, board, the_plan, planned, note)
+    return Build(str(source), network, qnet, cfg, prog, board, the_plan, planned, batch=batch)
 
 
 def generate(network_path, out_dir, *, board: str | None = None, size: int | None = None,
-             network=None, qnet=None) -> Build:
+             batch: int = 1, network=None, qnet=None) -> Build:
     """:func:`build` the accelerator for a network and write it into ``out_dir``."""
-    b = build(network_path, board=board, size=size, network=network, qnet=qnet)
+    b = build(network_path, board=board, size=size, batch=batch, network=network, qnet=qnet)
     b.write(out_dir)
     return b
 

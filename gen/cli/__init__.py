@@ -25,9 +25,9 @@ __all__ = ["main", "COMMANDS", "EXIT_CODES", "UsageError"]
 COMMANDS = {
     "emit": "write one component's Verilog",
     "infer": "run the golden model (int8 or float) on inputs",
-    "plan": "plan an accelerator for a network; per-layer performance",
+    "plan": "plan the accelerator `generate --board` builds; per-layer cycles",
     "generate": "generate an accelerator for a network",
-    "simulate": "run test digits through the generated RTL",
+    "simulate": "run inputs through the generated RTL against the golden model",
     "demo": "the built-in demo (no arguments needed)",
     "fpga": "build for an FPGA board; run over its UART",
 }

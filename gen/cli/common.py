@@ -12,7 +12,7 @@ from pathlib import Path
 from nnloom.hw.errors import InputError
 
 __all__ = ["UsageError", "Parser", "network_path", "add_design_options", "design_options",
-           "Progress"]
+           "check_options_batch", "Progress"]
 
 
 class UsageError(InputError):
@@ -43,23 +43,26 @@ def network_path(text: str) -> Path:
 
 
 def add_design_options(ap: argparse.ArgumentParser, *, board_required: bool = False) -> None:
-    """``--board`` and ``--size``, the design options ``generate``,
-    ``simulate`` and the ``fpga`` commands share."""
+    """``--board``, ``--size`` and ``--batch``, the design options
+    ``generate``, ``simulate`` and the ``fpga`` commands share."""
     from nnloom.gen.accelerator import DEFAULT_SIDE
     from nnloom.gen.planner import BOARDS
 
     ap.add_argument("--board", required=board_required,
-                    help=f"size the array by the planner's plan for this board "
-                         f"({', '.join(BOARDS)})")
+                    help=f"build the planner's design for this board, the one `nnloom plan "
+                         f"--board` prints ({', '.join(BOARDS)})")
     ap.add_argument("--size", type=int,
-                    help=f"array side P (2, or a multiple of 4 up to 32); default: the board's "
-                         f"plan{'' if board_required else f', else {DEFAULT_SIDE}'}")
+                    help=f"a square P x P array (P = 2, or a multiple of 4 up to 32) instead of "
+                         f"the board's plan{'' if board_required else f'; default: the plan, else {DEFAULT_SIDE}'}")
+    ap.add_argument("--batch", type=int, default=1,
+                    help="samples per weight tile (1; batching comes with the v2 accelerator)")
 
 
 def design_options(args) -> dict:
-    """``{"board", "size"}`` for :func:`nnloom.gen.accelerator.build`, the
-    size checked against the one size rule
-    (:func:`nnloom.gen.accelerator.check_size`): a bad one is a usage error."""
+    """``{"board", "size", "batch"}`` for :func:`nnloom.gen.accelerator.build`,
+    checked against the one size rule (:func:`nnloom.gen.accelerator.check_size`)
+    and the batches the generator builds
+    (:func:`nnloom.gen.accelerator.check_batch`): a bad one is a usage error."""
     from nnloom.gen.accelerator import check_size
     from nnloom.hw.params import ParamError
 
@@ -68,7 +71,19 @@ def design_options(args) -> dict:
             check_size(args.size)
         except ParamError as e:
             raise UsageError(f"--{e}") from None
-    return {"board": args.board, "size": args.size}
+    check_options_batch(args.batch)
+    return {"board": args.board, "size": args.size, "batch": args.batch}
+
+
+def check_options_batch(batch) -> int:
+    """``--batch``: 1, else a :class:`UsageError` of one line."""
+    from nnloom.gen.accelerator import check_batch
+    from nnloom.hw.errors import InputError
+
+    try:
+        return check_batch(batch)
+    except InputError as e:
+        raise UsageError(str(e)) from None
 
 
 class Progress:

@@ -1,5 +1,7 @@
-"""``nnloom plan``: the planner's accelerator for a network and its per-layer
-performance (docs/planner.md)."""
+"""``nnloom plan``: the accelerator ``nnloom generate --board`` builds for a
+network, and its per-layer cycles (docs/planner.md); ``--array RxC`` (or
+``--engine eyeriss|eie``) prints the performance model of one array instead
+(docs/perf.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import sys
 
 from nnloom.hw.params import ParamError
 
-from .common import Parser, UsageError, network_path
+from .common import Parser, UsageError, check_options_batch, network_path
 
 __all__ = ["run"]
 
@@ -17,14 +19,28 @@ _BUDGET_OPTIONAL = ("bram_block_bits", "lut_multipliers")
 
 
 def _plan_args(argv):
-    p = Parser(prog="nnloom plan")
-    p.add_argument("network", help="network description (.toml, .onnx, SCALE-Sim .csv)")
-    p.add_argument("--board", help="board name (see gen.boards.BOARDS)")
+    p = Parser(prog="nnloom plan",
+               description="The accelerator nnloom generate --board builds for a network: of "
+                           "the square weight-stationary designs it can build that fit the "
+                           "board, the one with the fewest cycles per inference by the serial "
+                           "estimate (the compiler's exact compute cycles plus instruction fetch "
+                           "plus every DRAM beat).  "
+                           "--array RxC prints the performance model of one systolic array "
+                           "instead.")
+    p.add_argument("network", help="network description (.toml, .onnx, .tflite; SCALE-Sim .csv "
+                                   "with --array)")
+    p.add_argument("--board", help="board name (see nnloom.gen.planner.BOARDS); default "
+                                   "ulx3s-85f")
     p.add_argument("--budget", help="explicit budget KEY=VALUE,... over "
                    + ", ".join(_BUDGET_KEYS + _BUDGET_OPTIONAL) + " (overrides --board's figures)")
-    p.add_argument("--engine", default="systolic", help="systolic | eyeriss | eie")
-    p.add_argument("--array", help="fixed array size RxC (else planned)")
-    p.add_argument("--dataflow", choices=("ws", "os"), help="fixed dataflow (else planned)")
+    p.add_argument("--batch", type=int, default=1,
+                   help="samples per weight tile (1; batching comes with the v2 accelerator)")
+    p.add_argument("--engine", default="systolic", help="systolic | eyeriss | eie (the last "
+                                                        "two: their models' figures, not planned)")
+    p.add_argument("--array", help="the performance model of a fixed RxC systolic array "
+                                   "(ideal DRAM; not a design nnloom generate builds)")
+    p.add_argument("--dataflow", choices=("ws", "os"),
+                   help="dataflow of --array (ws or os); the accelerator is ws")
     p.add_argument("--costs", default="horowitz45", help="eyeriss | horowitz45 | FILE.toml")
     p.add_argument("-o", "--output", help="report JSON to write")
     p.add_argument("--roofline", help="roofline PNG to write")
@@ -113,21 +129,53 @@ def _print_layers(layers, totals, costs, console):
     console.print(table)
 
 
-def _print_plan(result, costs, console):
+def _print_model(result, costs, console):
     cfg = result.config
-    head = f"plan: {result.engine} {cfg.rows}x{cfg.cols} {cfg.dataflow.upper()}"
-    if result.board:
-        head += f" on {result.board}"
-    console.print(f"[bold]{head}[/bold]")
-    ips = result.inferences_per_second
-    clock = f"clock {result.clock_mhz:g} MHz" if result.clock_mhz else "no clock (cycles only)"
-    console.print(f"{clock}, buffers "
+    console.print(f"[bold]model: {result.engine} {cfg.rows}x{cfg.cols} {cfg.dataflow.upper()} "
+                  "array (performance model; not a design nnloom generate builds)[/bold]")
+    console.print("no clock (cycles only), buffers "
                   + ", ".join(f"{k} {v} B" for k, v in result.buffers.items())
-                  + f", DRAM {result.dram_bytes_per_cycle or 'ideal'} B/cycle"
-                  + (f", {ips:.1f} samples/s" if ips else ""))
+                  + ", DRAM ideal")
     for reason in result.reasons:
         console.print(f"  - {reason}")
     _print_layers(result.layers, result.totals, costs, console)
+
+
+def _print_plan(result, costs, console):
+    from rich.table import Table
+
+    d = result.config
+    head = f"plan: {result.engine} {d.describe()}"
+    if result.board:
+        head += f" on {result.board} (what nnloom generate --board {result.board} builds)"
+    console.print(f"[bold]{head}[/bold]")
+    t = result.totals
+    console.print(f"clock {result.clock_mhz:g} MHz, {t['cycles']:,} compute cycles per inference, "
+                  f"{result.inferences_per_second:,.1f} samples/s, buffers "
+                  + ", ".join(f"{k} {v} B" for k, v in result.buffers.items()))
+    for reason in result.reasons:
+        console.print(f"  - {reason}")
+    table = Table(show_edge=False)
+    for col in ("layer", "type", "MACs", "cycles", "util", "DRAM B"):
+        table.add_column(col, justify="left" if col in ("layer", "type") else "right")
+    for lp in result.layers:
+        table.add_row(lp.name, lp.type, f"{lp.macs:,}", f"{lp.cycles:,}",
+                      f"{lp.utilization:.1%}", f"{lp.dram_bytes:,}")
+    table.add_row("total", "", f"{t['macs']:,}", f"{t['cycles']:,}", f"{t['utilization']:.1%}",
+                  f"{t['dram_bytes']:,}")
+    console.print(table)
+    console.print(f"energy {t['energy_pj'] / 1e3:,.1f} nJ per inference (horowitz45)"
+                  + (f", {t['energy']:.4g} {t['energy_unit']} ({costs.name})"
+                     if costs.name != "horowitz45" else ""))
+    cands = Table(title="designs searched", show_edge=False)
+    for col in ("array", "compute cycles", "estimate", ""):
+        cands.add_column(col, justify="right" if col in ("compute cycles", "estimate") else "left")
+    for c in result.candidates:
+        mark = "chosen" if c.size == d.rows else (
+            "fits" if c.fits else c.error.replace(f"a {c.size} x {c.size} array on ", "on "))
+        cands.add_row(f"{c.size}x{c.size}", f"{c.cycles:,}" if c.cycles is not None else "-",
+                      f"{c.estimate:,}" if c.estimate is not None else "-", mark)
+    console.print(cands)
 
 
 def run(argv: list[str]) -> int:
@@ -141,7 +189,17 @@ def run(argv: list[str]) -> int:
     args = _plan_args(argv)
     if args.engine not in ("systolic", "eyeriss", "eie"):
         raise UsageError(f"plan: --engine: expected systolic | eyeriss | eie, got {args.engine!r}")
+    check_options_batch(args.batch)
     budget, config, costs = _plan_budget(args), _plan_config(args), _plan_costs(args.costs)
+    if config is not None and budget is not None:
+        given = "--board" if args.board else "--budget"
+        raise UsageError(f"plan: --array: expected no --board or --budget (the model of a fixed "
+                         f"array assumes ideal DRAM; without --array the plan is the design "
+                         f"nnloom generate builds for the board), got {given}")
+    if config is None and args.dataflow == "os" and args.engine == "systolic":
+        raise UsageError("plan: --dataflow: expected ws (the accelerator is weight-stationary; "
+                         "--array RxC --dataflow os gives the model of an output-stationary "
+                         "array), got os")
     from nnloom.gen.frontend import load_network
     from nnloom.gen.planner import BOARDS, DEFAULT_BOARD, board
 
@@ -170,20 +228,19 @@ def run(argv: list[str]) -> int:
                 "layers": [lp.to_json() for lp in perf.layers], "totals": perf.totals},
                 indent=1) + "\n")
         return 0
-    if budget is None:
+    if config is not None:
         result = fixed_plan(network, config, costs)
+        _print_model(result, costs, console)
     else:
-        dataflows = (args.dataflow,) if args.dataflow else ("ws", "os")
         err = Console(stderr=True)
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("planning", total=None)
             try:
-                result = plan(network, budget, config=config, costs=costs, board=args.board,
-                              dataflows=dataflows,
+                result = plan(network, budget, costs=costs, board=args.board,
                               progress=lambda n, total: bar.update(task, completed=n, total=total))
             except PlanError as e:
                 raise UsageError(f"{args.network}: budget: {e}") from None
-    _print_plan(result, costs, console)
+        _print_plan(result, costs, console)
     outputs = {}
     if args.output:
         report = {"network": network.name, "source": args.network, **result.to_json(),
@@ -192,10 +249,11 @@ def run(argv: list[str]) -> int:
     if args.roofline:
         from nnloom.gen.perf import roofline_png
 
+        cfg = result.config
         outputs[args.roofline] = roofline_png(
             result.layers, result.peak_macs_per_cycle, result.dram_bytes_per_cycle,
-            f"{network.name}: {result.config.rows}x{result.config.cols} "
-            f"{result.config.dataflow.upper()}" + (f" on {result.board}" if result.board else ""))
+            f"{network.name}: {cfg.rows}x{cfg.cols} "
+            f"{cfg.dataflow.upper()}" + (f" on {result.board}" if result.board else ""))
     for path, data in outputs.items():
         write_atomic(path, data)
         print(f"wrote {path}", file=sys.stderr)

@@ -11,11 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from nnloom.gen.accelerator import TOP_NAME, build
+from nnloom.gen.accelerator import TOP_NAME, Design, build
 from nnloom.gen.cli import main
 from nnloom.gen.verilog import to_verilog
 from nnloom.hw.accel import Accelerator
-from nnloom.hw.accel_core import AccelConfig
 from nnloom.hw.accel_isa import INSTRUCTION, INSTRUCTION_BITS, Op
 from nnloom.hw.packing import unpack
 
@@ -26,7 +25,7 @@ def test_generate_writes_every_file_whole(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [
         "README.md", "accel.v", "image.bin", "program.bin", "report.json"]
     report = json.loads((out / "report.json").read_text())
-    cfg = AccelConfig.from_dict(report["config"])
+    cfg = Design.from_dict(report["config"]).accel
     # the report's config is the one the Verilog was built with: elaborating
     # it again gives the same bytes
     assert (out / "accel.v").read_text() == to_verilog(Accelerator(cfg), name=TOP_NAME)
@@ -59,8 +58,9 @@ def test_generate_report_matches_a_board_plan(tmp_path):
     assert main(["generate", "digits_mlp", "--board", "ulx3s-85f", "-o", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     b = build("examples/digits_mlp.toml", board="ulx3s-85f")
-    assert report["config"] == b.config.to_dict()
+    assert report["config"] == b.design.to_dict() == b.plan.config.to_dict()
     assert report["plan"]["rows"] == b.plan.config.rows and report["plan"]["size"] == b.config.size
+    assert report["plan"]["cycles"] == report["totals"]["cycles"] == b.program.predicted_cycles()
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -140,7 +140,7 @@ def test_simulate_two_digits_writes_json(tmp_path, capsys):
     assert main(["simulate", "lenet_digits", "--samples", "2", "--json", str(js)]) == 0
     s = json.loads(js.read_text())
     b = build("examples/lenet_digits.toml")
-    assert s["n"] == 2 and s["bit_exact"] is True and s["config"] == b.config.to_dict()
+    assert s["n"] == 2 and s["bit_exact"] is True and s["config"] == b.design.to_dict()
     # each layer's RTL counter equals the compiler's model (the testbench asserts
     # it too), and the mean cycles are the whole inference, DMA included
     assert [r["cycles"] for r in s["layers"]] == [L.cycles for L in b.program.layers]

@@ -1,103 +1,147 @@
-"""nnloom.gen.planner.plan: never over budget, the no-fit error names the smallest budget, best design."""
+"""nnloom.gen.planner.plan: it searches exactly the designs the generator
+builds, never over the fit check, with the compiler's cycles; a budget that
+nothing fits names one that would."""
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnloom.gen.planner import BOARDS, Budget, BoardError, board
-from nnloom.gen.frontend import Conv2d, Dense, Flatten, MaxPool, Network, ReLU
-from nnloom.gen.perf import Memory, buffer_needs, layer_steps, network_perf
-from nnloom.gen.planner import SEARCH_DIMS, PlanError, plan
+from nnloom.gen.accelerator import ARRAY_SIDES, Design, quantize_network, sized
+from nnloom.gen.frontend import Conv2d, Dense, Flatten, MaxPool, Network, ReLU, load_network
 from nnloom.gen.perf import estimate
+from nnloom.gen.planner import BOARDS, Board, BoardError, Budget, PlanError, board, plan
+from nnloom.gen.planner.fit import board_fits
+from nnloom.gen.planner.plan import PLACEHOLDER_LIMIT, planning_qnet
+from nnloom.hw.errors import InputError
 from nnloom.hw.systolic import SystolicConfig
 
 MLP = Network("mlp", (64,), [Dense("fc1", 48), ReLU("r1"), Dense("fc2", 10)])
 CNN = Network("cnn", (1, 8, 8), [Conv2d("c1", 4, (3, 3), padding=1), ReLU("r1"), MaxPool("p1", 2),
                                  Flatten("f"), Dense("fc", 10)])
 NETS = {"mlp": MLP, "cnn": CNN}
+QNETS = {name: planning_qnet(net)[0] for name, net in NETS.items()}
 
 
-def _check_within(p, budget):
-    # recompute the usage from the plan's own config and buffers, independently of the search
-    use = estimate(p.config, p.buffers, budget.dsps, budget.bram_block_bits, budget.family)
-    assert use == p.usage
-    for k in Budget.HARD:
-        assert use[k] <= getattr(budget, k), (k, use, budget)
+def _target(budget):
+    return Board("the budget", "", "", budget)
 
 
-def _amount(small, large):
-    """Mostly comfortable amounts, sometimes scarce ones (both branches get exercised)."""
-    return st.one_of(st.integers(0, small), st.integers(small, large), st.integers(small, large))
+def test_plan_is_the_fastest_buildable_design_that_fits():
+    """Every candidate is sized() for its side, as generate builds it; the
+    plan is the fitting one with the fewest compiler cycles (ties: smaller)."""
+    for name, net in NETS.items():
+        for bname, b in BOARDS.items():
+            p = plan(net, b.budget, board=bname)
+            assert [c.size for c in p.candidates] == list(ARRAY_SIDES)
+            fits = board_fits(b)
+            for c in p.candidates:
+                cfg, prog = sized(QNETS[name], c.size)
+                assert (c.config, c.cycles) == (cfg, prog.predicted_cycles())
+                try:
+                    fits(cfg, prog)
+                    assert c.fits
+                except InputError as e:
+                    assert not c.fits and c.error == str(e)
+            ok = [c for c in p.candidates if c.fits]
+            best = min(ok, key=lambda c: (c.cycles, c.size))
+            assert isinstance(p.config, Design) and p.accel == best.config
+            assert p.config.rows == p.config.cols == best.size and p.config.dataflow == "ws"
+            assert p.totals["cycles"] == p.program.predicted_cycles() == best.cycles
+            assert p.totals["cycles"] == sum(lp.cycles for lp in p.layers)
+            assert p.inferences_per_second == pytest.approx(b.budget.clock_mhz * 1e6 / best.cycles)
+            assert p.placeholder_weights and any("placeholder" in r for r in p.reasons)
+
+
+def test_the_fit_is_the_fpga_flows():
+    """The planner plans with the check nnloom fpga build makes before synthesis."""
+    from nnloom.fpga import fit as fpga_fit
+    from nnloom.gen.planner import fit
+
+    assert fpga_fit.check_fit is fit.check_fit and fpga_fit.board_estimate is fit.board_estimate
 
 
 budgets = st.builds(
-    Budget, dsps=_amount(2, 200), luts=_amount(1500, 60_000), ffs=_amount(1500, 60_000),
-    bram_bits=_amount(80_000, 1 << 21), clock_mhz=st.sampled_from([12.0, 25.0, 100.0]),
-    dram_bytes_per_cycle=st.sampled_from([0.25, 2.0, 16.0]),
-    family=st.sampled_from(["ecp5", "ice40"]), bram_block_bits=st.sampled_from([1, 4096, 18432]),
+    Budget, dsps=st.integers(0, 200), luts=st.integers(0, 40_000), ffs=st.integers(0, 40_000),
+    bram_bits=st.integers(0, 1 << 22), clock_mhz=st.sampled_from([12.0, 25.0, 100.0]),
+    dram_bytes_per_cycle=st.sampled_from([0.5, 2.0, 16.0]),
+    family=st.sampled_from(["ecp5", "ice40"]), bram_block_bits=st.sampled_from([4096, 18432]),
     lut_multipliers=st.booleans())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(budget=budgets, net=st.sampled_from(sorted(NETS)))
-def test_never_over_budget_and_no_fit_names_smallest(budget, net):
-    network = NETS[net]
+def test_never_over_the_fit_and_no_fit_names_a_budget_that_fits(budget, net):
+    qnet, fits = QNETS[net], board_fits(_target(budget))
     try:
-        p = plan(network, budget)
+        p = plan(NETS[net], budget, qnet=qnet)
     except PlanError as e:
         m = e.minimum
         assert any(getattr(budget, k) < getattr(m, k) for k in Budget.HARD)
-        assert str(m.dsps) in str(e) and str(m.luts) in str(e) and str(m.bram_bits) in str(e)
-        _check_within(plan(network, m), m)                # the named budget fits
-        for k in Budget.HARD:                              # and nothing smaller does
-            if getattr(m, k) > 0:
-                with pytest.raises(PlanError):
-                    plan(network, m.replace(**{k: getattr(m, k) - 1}))
+        assert m.describe() in str(e) and budget.describe() in str(e)
+        # the named budget fits the smallest design, so it has a plan
+        board_fits(_target(m))(*sized(qnet, ARRAY_SIDES[0]))
+        plan(NETS[net], m, qnet=qnet)
         return
-    _check_within(p, budget)
-    assert p.totals["cycles"] == sum(lp.cycles for lp in p.layers)
+    fits(p.accel, p.program)          # raises if over
+    assert p.usage["dsps"] <= budget.dsps and p.usage["luts"] <= budget.luts
 
 
-def test_minimum_named_for_a_tiny_budget():
-    tiny = Budget(dsps=0, luts=100, ffs=100, bram_bits=0, clock_mhz=12, dram_bytes_per_cycle=1)
-    with pytest.raises(PlanError, match=r"expected at least .* got 0 DSPs, 100 LUT4") as info:
-        plan(MLP, tiny)
-    m = info.value.minimum
-    assert m.dsps == 0 and m.luts > 100           # no DSPs: the multiplier goes to LUTs
-    assert plan(MLP, m).config.rows * plan(MLP, m).config.cols == 1
+def test_nothing_fits_is_one_plan_error():
+    tiny = Budget(dsps=8, luts=500, ffs=5280, bram_bits=30 * 4096 + 4 * 262144, clock_mhz=12,
+                  dram_bytes_per_cycle=0.5, family="ice40", bram_block_bits=4096)
+    with pytest.raises(PlanError, match=r"^expected at least 8 DSPs, \d+ LUT4.* got 8 DSPs, 500 LUT4") as e:
+        plan(MLP, tiny, qnet=QNETS["mlp"])
+    assert "\n" not in str(e.value) and "LUT4s: needs" in str(e.value)
+    assert plan(MLP, e.value.minimum, qnet=QNETS["mlp"]).config.rows == 2
 
 
-def test_plan_is_fastest_with_ideal_buffers():
-    """With ample resources the plan beats every searched array at its ideal buffers."""
-    big = Budget(dsps=10_000, luts=10**7, ffs=10**7, bram_bits=1 << 26, clock_mhz=100,
-                 dram_bytes_per_cycle=64)
-    p = plan(CNN, big)
-    for df in ("ws", "os"):
-        for r in SEARCH_DIMS[::3]:
-            for c in SEARCH_DIMS[::3]:
-                cfg = SystolicConfig(rows=r, cols=c, dataflow=df)
-                needs = buffer_needs(cfg, layer_steps(CNN))
-                mem = Memory(**{k: v[-1] for k, v in needs.items()}, dram_bytes_per_cycle=64)
-                assert p.totals["cycles"] <= network_perf(CNN, config=cfg, memory=mem).totals["cycles"]
+def test_without_lut_multipliers_every_pe_has_a_dsp():
+    b = BOARDS["icebreaker"].budget
+    assert plan(MLP, b, board="icebreaker", qnet=QNETS["mlp"]).config.rows == 2    # 4 + 4 DSPs
+    with pytest.raises(PlanError, match="allows no LUT multipliers"):
+        plan(MLP, b.replace(dsps=7, lut_multipliers=False), board="icebreaker", qnet=QNETS["mlp"])
+    p = plan(MLP, b.replace(dsps=7), board="icebreaker", qnet=QNETS["mlp"])
+    assert p.usage["lut_mults"] == 1
 
 
-def test_fixed_config_plans_only_buffers():
-    cfg = SystolicConfig(rows=4, cols=8, dataflow="os")
-    p = plan(CNN, BOARDS["ulx3s-85f"].budget, config=cfg, board="ulx3s-85f")
-    assert p.config == cfg and p.board == "ulx3s-85f"
-    assert any("fixed" in r for r in p.reasons)
-    with pytest.raises(PlanError, match="a 4x8 OS array"):
-        plan(CNN, BOARDS["icebreaker"].budget.replace(luts=500), config=cfg)
+def test_networks_no_design_runs_are_one_line_errors(tmp_path):
+    csv = tmp_path / "g.csv"
+    csv.write_text("Layer, M, N, K,\ng1, 64, 16, 27,\n")
+    with pytest.raises(InputError, match="SCALE-Sim topology"):
+        plan(load_network(csv), BOARDS["ulx3s-85f"].budget)
+    with pytest.raises(InputError, match=r"at most 4,000,000 parameters .*got no weights for 62,378,344"):
+        plan(load_network("examples/alexnet.toml"), BOARDS["ulx3s-85f"].budget)
+    assert PLACEHOLDER_LIMIT == 4_000_000
+    # a map larger than any activation bank: every side refuses it
+    big = Network("big", (512, 64, 64), [Conv2d("c", 8, (1, 1)), ReLU("r")])
+    with pytest.raises(InputError, match=r"^big: a 32 x 32 array: act_depth: expected 16\.\.32768"):
+        plan(big, BOARDS["ulx3s-85f"].budget)
+
+
+def test_placeholder_weights_plan_the_trained_design():
+    """The design depends on the shapes only: digits_mlp without its weights
+    plans the same design and cycles as with them."""
+    trained = load_network("examples/digits_mlp.toml")
+    bare = Network(trained.name, trained.input_shape, trained.layers, source=trained.source)
+    for name in ("icebreaker", "ulx3s-85f"):
+        a, b = plan(trained, BOARDS[name].budget, board=name), plan(bare, BOARDS[name].budget, board=name)
+        assert a.config == b.config and a.totals["cycles"] == b.totals["cycles"]
+        assert not a.placeholder_weights and b.placeholder_weights
+        # with weights the program is generate's own
+        q = quantize_network(trained)
+        assert a.program.image() == sized(q, a.accel.size)[1].image()
 
 
 def test_reasons_and_fields():
-    p = plan(MLP, BOARDS["icebreaker"].budget, board="icebreaker")
-    assert p.engine == "systolic" and p.clock_mhz == 12.0 and set(p.buffers) == {"act", "weight", "out"}
-    assert p.dram_bytes_per_cycle == 0.5 and len(p.reasons) >= 4
-    assert f"{p.config.rows}x{p.config.cols}" in " ".join(p.reasons)
-    assert p.inferences_per_second == pytest.approx(12e6 / p.totals["cycles"])
+    p = plan(MLP, BOARDS["icebreaker"].budget, board="icebreaker", qnet=QNETS["mlp"])
+    assert p.engine == "systolic" and p.clock_mhz == 12.0 and p.board == "icebreaker"
+    assert set(p.buffers) == {"act", "weight", "param", "out", "program"}
+    assert f"{p.config.rows}x{p.config.cols} WS" in " ".join(p.reasons)
     j = p.to_json()
-    assert [layer["name"] for layer in j["layers"]] == ["fc1", "r1", "fc2"]
+    assert j["config"] == p.config.to_dict() == Design(p.accel).to_dict()
+    assert Design.from_dict(j["config"]) == p.config
+    assert [layer["name"] for layer in j["layers"]] == [L.name for L in p.program.layers]
+    assert j["cycles"] == p.totals["cycles"]
 
 
 def test_boards():
@@ -136,39 +180,4 @@ def test_resource_estimate():
                                   (4, "os"): (1753, 3452)}.items():
         est = array_estimate(SystolicConfig(rows=n, cols=n, dataflow=df), 156, "ice40")
         assert est["dsps"] == n * n and est["luts"] >= luts and est["ffs"] >= ffs
-
-
-@pytest.mark.parametrize("df", ["ws", "os"])
-def test_search_scoring_equals_the_model(df):
-    """The search scores every buffer combination by adding per-buffer DRAM
-    terms; the chosen one must predict what gen.perf predicts directly."""
-    from nnloom.gen.planner.plan import _best_buffers
-
-    budget = BOARDS["icebreaker"].budget.replace(bram_bits=40_000, bram_block_bits=1)
-    for r, c in ((1, 1), (2, 3), (4, 4)):
-        cfg = SystolicConfig(rows=r, cols=c, dataflow=df)
-        for net in NETS.values():
-            cycles, dram, bits, bufs = _best_buffers(cfg, layer_steps(net), budget, 30_000)
-            perf = network_perf(net, config=cfg, memory=Memory(**bufs, dram_bytes_per_cycle=0.5))
-            assert (perf.totals["cycles"], perf.totals["dram_bytes"]) == (cycles, dram)
-            assert bits == 8 * sum(bufs.values()) <= 30_000
-
-
-def test_minimum_respects_the_dataflow_restriction():
-    tiny = Budget(dsps=1, luts=10, ffs=10, bram_bits=10, clock_mhz=12, dram_bytes_per_cycle=1)
-    for df in ("ws", "os"):
-        with pytest.raises(PlanError) as info:
-            plan(MLP, tiny, dataflows=(df,))
-        m = info.value.minimum
-        assert plan(MLP, m, dataflows=(df,)).config.dataflow == df
-        with pytest.raises(PlanError):
-            plan(MLP, m.replace(luts=m.luts - 1), dataflows=(df,))
-
-
-def test_without_lut_multipliers_every_pe_has_a_dsp():
-    b = BOARDS["icebreaker"].budget.replace(lut_multipliers=False)
-    p = plan(CNN, b)
-    assert p.usage["lut_mults"] == 0 and p.config.rows * p.config.cols <= b.dsps
-    with pytest.raises(PlanError) as info:
-        plan(CNN, b.replace(dsps=0))
-    assert info.value.minimum.dsps == 1
+    assert estimate(cfg, {"act": 100}, 100)["bram_bits"] == 800
