@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from nnloom.gen.planner import BOARDS  # noqa: E402
 from nnloom.gen.frontend import load_network  # noqa: E402
 from nnloom.gen.planner import PlanError, plan  # noqa: E402
+from nnloom.hw.errors import InputError  # noqa: E402
 from nnloom.gen.perf import roofline_png  # noqa: E402
 from nnloom.gen.verilog import write_atomic  # noqa: E402
 
@@ -47,6 +48,9 @@ def main(argv=None) -> int:
                 p = plan(net, b.budget, board=name)
             except PlanError as e:
                 print(f"{net.name} on {name}: does not fit: {e}")
+                continue
+            except InputError as e:        # no design nnloom generate builds runs it
+                print(f"{net.name} on {name}: cannot be built: {e}")
                 continue
             t, u, c = p.totals, p.usage, p.config
             rows.append((net.name, name, f"{c.rows}x{c.cols} {c.dataflow.upper()}",

@@ -1,8 +1,9 @@
 """``nnloom fpga build``: from a network to a bitstream for a board.
 
-Steps: quantize the network; take the array size from the planner's plan for
-the board (:func:`nnloom.gen.accelerator.config_for_board`) or ``--size``; compile
-the program (its DRAM image sizes the board RAM); check the fit with
+Steps: quantize the network; take the planner's plan for the board (the
+design and program :func:`nnloom.gen.planner.plan` chose with this board
+top's fit check) or ``--size``; compile the program (its DRAM image sizes
+the board RAM); check the fit with
 :mod:`nnloom.fpga.fit` (a design that does not fit stops here, before any tool
 runs); then the amaranth-boards platform's ``build()`` runs Yosys, nextpnr
 and the packer (the YoWASP builds from PyPI, set through the environment
@@ -75,9 +76,8 @@ def prepare(network_path, board_name: str, *, size: int | None = None, network=N
     RAM depth in words: ``(build, mem_depth)``.  The same function sizes the
     bitstream build and the host run, so both agree.
 
-    Without ``size``: the planner's array, or the largest smaller one whose
-    board top fits (:func:`nnloom.gen.accelerator.first_fit` with
-    :func:`fpga.fit.check_fit`)."""
+    Without ``size``: the planner's plan, searched with this board top's
+    fit check (:func:`fpga.fit.check_fit` with the image's RAM depth)."""
     from nnloom.gen.accelerator import build
 
     b = get_board(board_name)

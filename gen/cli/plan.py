@@ -151,7 +151,8 @@ def _print_plan(result, costs, console):
     console.print(f"[bold]{head}[/bold]")
     t = result.totals
     console.print(f"clock {result.clock_mhz:g} MHz, {t['cycles']:,} compute cycles per inference, "
-                  f"{result.inferences_per_second:,.1f} samples/s, buffers "
+                  f"about {t['estimated_cycles']:,} with fetch and DMA (at least "
+                  f"{result.inferences_per_second:,.1f} samples/s), buffers "
                   + ", ".join(f"{k} {v} B" for k, v in result.buffers.items()))
     for reason in result.reasons:
         console.print(f"  - {reason}")

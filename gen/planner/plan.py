@@ -159,7 +159,9 @@ class Plan:
 
     @property
     def inferences_per_second(self) -> float | None:
-        cycles = self.totals["cycles"]
+        """At the board's clock, by the whole-inference serial estimate
+        (``totals["estimated_cycles"]``: a lower bound on the rate)."""
+        cycles = self.totals["estimated_cycles"]
         return self.clock_mhz * 1e6 / cycles if cycles else None
 
     @property

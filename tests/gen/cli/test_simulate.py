@@ -119,6 +119,8 @@ def test_user_samples_of_any_network(tiny, tmp_path, capsys):
     assert s["inputs"] == f"samples from {tmp_path / 'x.npy'}"
     # whole inference, DMA included, above the compute cycles; utilization from it
     assert s["cycles"] > b.program.predicted_cycles()
+    # and within the planner's serial estimate (compute + fetch + every DRAM beat)
+    assert s["cycles"] <= b.program.estimated_cycles()
     macs = sum(L.macs for L in b.program.layers)
     assert 0 < s["utilization"] <= 1 and s["utilization"] == pytest.approx(macs / (4 * s["cycles"]))
     assert [(r["name"], r["cycles"]) for r in s["layers"]] == [(L.name, L.cycles) for L in b.program.layers]
