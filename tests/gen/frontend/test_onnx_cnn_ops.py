@@ -67,7 +67,7 @@ def cnn_model(seed=0, gap=True):
         feat = 12
     else:
         nodes.append(oh.make_node("Identity", ["r4"], ["g"]))
-        feat = 12 * 5 * 5
+        feat = 12 * 5 * 4
     nodes += [oh.make_node("Flatten", ["g"], ["f"], name="flat"),
               oh.make_node("Gemm", ["f", w("fc.w", (10, feat), 0.3), w("fc.b", (10,), 0.1)], ["y"],
                            transB=1, name="fc")]
@@ -91,6 +91,14 @@ def float_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("cnn") / "float.onnx"
     onnx.save(cnn_model(), str(path))
     return path
+
+
+@pytest.fixture(scope="module", params=["gap", "flatten"])
+def float_models(request, tmp_path_factory):
+    """The model with GlobalAveragePool, and without (Flatten of a 12 x 5 x 4 map)."""
+    path = tmp_path_factory.mktemp("cnn") / f"float_{request.param}.onnx"
+    onnx.save(cnn_model(0 if request.param == "gap" else 1, gap=request.param == "gap"), str(path))
+    return path, request.param
 
 
 def test_float_import_matches_onnxruntime(float_model, data):
@@ -146,7 +154,15 @@ CASES = list(itertools.product(("QDQ", "QOperator"), (False, True), ("int8", "ui
 
 @pytest.mark.parametrize("fmt,per_channel,act", CASES,
                          ids=[f"{f}-{'pc' if p else 'pt'}-{a}" for f, p, a in CASES])
-def test_quantized_cnn_matches_onnxruntime_bit_for_bit(tmp_path, float_model, data, fmt, per_channel, act):
+def test_quantized_cnn_matches_onnxruntime(tmp_path, float_models, data, fmt, per_channel, act):
+    """Bit for bit wherever onnxruntime computes the graph with its integer
+    kernels: every QOperator graph, and QDQ graphs with uint8 activations
+    (it fuses every DQ -> op -> Q).  With int8 activations onnxruntime 1.x on
+    x86-64 leaves the first conv, the depthwise conv and the residual Add of
+    this model unfused and runs them in float32 (its float GEMM's summation
+    order decides ties), so there the codes may differ by one on a few of
+    them (docs/quantization.md)."""
+    float_model, variant = float_models
     qpath = tmp_path / "q.onnx"
     _quantize(float_model, qpath, data[:32], fmt, per_channel, act)
     qmodel = onnx.load(str(qpath))
@@ -156,18 +172,24 @@ def test_quantized_cnn_matches_onnxruntime_bit_for_bit(tmp_path, float_model, da
     q = g.qnet
     assert q.rounding == "mlas"
     kinds = [ql.kind for ql in q.layers]
-    assert {"dwconv", "add", "avgpool"} <= set(kinds), kinds
+    assert {"dwconv", "add"} | ({"avgpool"} if variant == "gap" else set()) <= set(kinds), kinds
     add = next(ql for ql in q.layers if ql.kind == "add")
     assert add.inputs is not None and len(add.inputs) == 2
     # The output codes of onnxruntime's quantized graph, before the last DequantizeLinear.
     out_codes = _codes_of_output(qmodel)
     want = _ort_tensor(qmodel, data, out_codes)
-    got = run_onnx(g, data, codes=True)[g.outputs[0][0]]
-    assert np.array_equal(np.asarray(got, np.int64).reshape(want.shape), want.astype(np.int64)), \
-        int((np.asarray(got).reshape(want.shape) != want).sum())
-    # And the float output onnxruntime returns, as `nnloom infer` writes it.
-    y = run_onnx(g, data)[g.outputs[0][0]]
-    assert y.dtype == np.float32 and np.array_equal(y, _ort(qmodel, data))
+    got = np.asarray(run_onnx(g, data, codes=True)[g.outputs[0][0]], np.int64).reshape(want.shape)
+    want = want.astype(np.int64)
+    y = run_onnx(g, data)[g.outputs[0][0]]          # the float output, as `nnloom infer` writes it
+    ref = _ort(qmodel, data)
+    assert y.dtype == np.float32
+    if fmt == "QOperator" or act == "uint8":
+        assert np.array_equal(got, want), int((got != want).sum())
+        assert np.array_equal(y, ref)
+    else:
+        off = got != want
+        assert np.abs(got - want).max() <= 1 and off.mean() <= 0.02, (int(off.sum()), want.size)
+        np.testing.assert_allclose(y, ref, rtol=0, atol=float(g.out_scale) * 1.001)
 
 
 def _codes_of_output(model):
