@@ -1,7 +1,7 @@
 """The ``nnloom`` command: the one package that imports every room.
 
 One module per command (``emit``, ``infer``, ``plan``, ``generate``,
-``simulate``, ``demo``, ``fpga``), each with ``run(argv) -> int``, loaded
+``simulate``, ``demo``, ``fpga``, ``sweep``), each with ``run(argv) -> int``, loaded
 only when its command runs.  :data:`EXIT_CODES` is the one table from errors to exit
 statuses: bad input (any :class:`~nnloom.hw.errors.InputError`) is one line
 on stderr, ``nnloom: <where>: <what>: expected <allowed>, got <value>``, and
@@ -30,6 +30,7 @@ COMMANDS = {
     "simulate": "run inputs through the generated RTL against the golden model",
     "demo": "the built-in demo (no arguments needed)",
     "fpga": "build for an FPGA board; run over its UART",
+    "sweep": "evaluate many design points (model, RTL, FPGA) on Dask",
 }
 
 
