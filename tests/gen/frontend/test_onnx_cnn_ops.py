@@ -141,7 +141,7 @@ def _quantize(src, dst, x, fmt, per_channel, act):
     logging.disable(logging.WARNING)
     pre = dst.with_name("pre.onnx")
     try:
-        quant_pre_process(str(src), str(pre))
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)   # sympy is not a dependency
         quantize_static(str(pre), str(dst), Reader(), quant_format=getattr(QuantFormat, fmt),
                         per_channel=per_channel, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QInt8 if act == "int8" else QuantType.QUInt8)
