@@ -39,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-from nnloom.gen.compiler import Program, compile_network
+from nnloom.gen.compiler import CompileError, Program, compile_network
 from nnloom.gen.frontend import load_network, quantize
 from nnloom.gen.perf import HOROWITZ_45NM, CostTable
 from nnloom.gen.verilog import to_verilog
@@ -61,9 +61,13 @@ ARRAY_SIDES = (2, *range(4, 33, 4))
 #: The array side when neither a size nor a board is given.
 DEFAULT_SIDE = 8
 #: Batch sizes the generator builds (batching comes with the v2 accelerator).
-BATCHES = (1,)
+BATCHES = tuple(range(1, 257))
 #: Program memory the sizing compile allows before the depth is fitted.
 _MAX_IMEM = 1024
+#: Networks with at most this many weight words (of P bytes) keep them on chip by default.
+RESIDENT_WORDS = 8192
+#: The accumulator holds at most this many output pixels; larger layers are tiled.
+ACC_WORDS = 256
 
 
 def quantize_network(network, calibration=None):
@@ -93,21 +97,25 @@ def check_size(size) -> int:
 def check_batch(batch) -> int:
     """``batch`` if the generator builds it (:data:`BATCHES`), else a one-line
     :class:`~nnloom.hw.errors.InputError` naming ``--batch``."""
-    if batch not in BATCHES:
-        raise InputError(f"--batch: expected 1 (batching comes with the v2 accelerator), "
-                         f"got {batch}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch not in BATCHES:
+        raise InputError(f"--batch: expected an integer in {BATCHES[0]}..{BATCHES[-1]}, got {batch}")
     return batch
 
 
-def sized(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None
-          ) -> tuple[AccelConfig, Program]:
+def sized(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None, *,
+          batch: int = 1, resident: bool | None = None) -> tuple[AccelConfig, Program]:
     """The smallest power-of-two buffers and program memory that hold ``qnet``
-    on a size x size array (``size`` in :data:`ARRAY_SIDES`), with the
-    max-pooling unit only if the network pools, and the program compiled for
-    it (once: the program does not depend on the program memory's depth,
-    which the compiled instruction count then sets).  ``data_width``
-    defaults to :meth:`AccelConfig.bus_width_for` (32 bits; 16 for P = 2)."""
+    on a size x size array (``size`` in :data:`ARRAY_SIDES`) for ``batch``
+    samples per run, with the max-pooling unit only if the network pools,
+    and the program compiled for it (once: the program does not depend on
+    the program memory's depth, which the compiled instruction count then
+    sets).  ``resident`` keeps every weight on chip (buffers sized to hold
+    them all; default: when they take at most :data:`RESIDENT_WORDS` words).
+    The accumulator holds at most :data:`ACC_WORDS` pixels: larger layers
+    run in tiles of output rows.  ``data_width`` defaults to
+    :meth:`AccelConfig.bus_width_for` (32 bits; 16 for P = 2)."""
     P = check_size(size)
+    batch = check_batch(batch)
     if data_width is None:
         data_width = AccelConfig.bus_width_for(P)
 
@@ -117,7 +125,11 @@ def sized(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None
     # as the compiler walks the network: a flatten moves no data, so a fully
     # connected layer after one reads the map before it (kernel = the whole map)
     cur = chw(qnet.input_shape)
-    maps, weights, pixels = [cur[1] * cur[2] * math.ceil(cur[0] / P)], [], [1]
+    maps, weights, pixels, rows = [cur[1] * cur[2] * math.ceil(cur[0] / P)], [], [1], [1]
+    first = next((ql for ql in qnet.layers if ql.kind != "flatten"), None)
+    if first is not None and first.kind == "conv":    # the compiler may pack its columns
+        maps.append(cur[1] * chw(first.out_shape)[2] * math.ceil(cur[0] * first.weight.shape[3] / P))
+    total, groups = 0, 0
     for ql in qnet.layers:
         if ql.kind == "flatten":
             continue
@@ -128,16 +140,39 @@ def sized(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None
                 c, k = ql.weight.shape[1], ql.weight.shape[2] * ql.weight.shape[3]
             else:
                 c, k = cur[0], cur[1] * cur[2]
+            ng = math.ceil(out[0] / P)
             weights.append(k * math.ceil(c / P) * P)
-            pixels.append(out[1] * out[2])
+            total += ng * weights[-1]
+            groups += ng
+            pixels.append(batch if ql.kind == "fc" else out[1] * out[2])
+            rows.append(1 if ql.kind == "fc" else 4 * out[2])    # a row, fused 2 x 2 pooling
         cur = out
-    cfg = AccelConfig(size=P, act_depth=_pow2(max(maps)), wbuf_depth=_pow2(max(weights, default=16)),
-                      pbuf_depth=max(16, P * 2), acc_depth=_pow2(max(pixels), 1),
+    if resident is None:
+        resident = total <= RESIDENT_WORDS
+    acc = _pow2(max(min(max(pixels), ACC_WORDS), max(rows)), 1)
+    # at least one 4-kbit block RAM's worth for the two banks: a deeper bank
+    # costs nothing and holds more groups per block (fewer instructions)
+    wdepth = _pow2(max(max(weights, default=16), 256 // P))
+    pdepth = max(16, P * 2)
+    if resident:
+        wdepth = max(wdepth, _pow2(-(-total // 2)))
+        pdepth = max(pdepth, P * _pow2(-(-groups // 2), 1))
+    cfg = AccelConfig(size=P, act_depth=_pow2(batch * max(maps)), wbuf_depth=wdepth,
+                      pbuf_depth=pdepth, acc_depth=acc,
                       data_width=data_width, layers=max(1, min(64, len(qnet.layers))),
                       maxpool=any(ql.kind == "maxpool" for ql in qnet.layers),
-                      imem_depth=_MAX_IMEM)
-    prog = compile_network(qnet, cfg)
-    cfg = replace(cfg, imem_depth=_pow2(len(prog.instructions), 2))
+                      imem_depth=_MAX_IMEM, batch=batch, resident=resident)
+    while True:
+        try:
+            prog = compile_network(qnet, cfg)
+            break
+        except CompileError as e:
+            # packing whole blocks into two banks can need more than half the total
+            if (not resident or "resident weights" not in str(e) or cfg.wbuf_depth >= 32768
+                    or cfg.pbuf_depth >= 4096):
+                raise
+            cfg = replace(cfg, wbuf_depth=2 * cfg.wbuf_depth, pbuf_depth=2 * cfg.pbuf_depth)
+    cfg = replace(cfg, imem_depth=_pow2(max(len(prog.instructions), len(prog.preload)), 2))
     return cfg, replace(prog, config=cfg)
 
 
@@ -157,11 +192,14 @@ class Design:
     weight-stationary array at batch 1."""
 
     accel: AccelConfig
-    batch: int = 1
 
     engine = "systolic"
     dataflow = "ws"
-    _EXTRA = ("engine", "dataflow", "rows", "cols", "batch")
+    _EXTRA = ("engine", "dataflow", "rows", "cols")
+
+    @property
+    def batch(self) -> int:
+        return self.accel.batch
 
     @property
     def rows(self) -> int:
@@ -180,13 +218,13 @@ class Design:
 
     def to_dict(self) -> dict:
         return {"engine": self.engine, "dataflow": self.dataflow, "rows": self.rows,
-                "cols": self.cols, "batch": self.batch, **self.accel.to_dict()}
+                "cols": self.cols, **self.accel.to_dict()}
 
     @classmethod
     def from_dict(cls, values: dict) -> "Design":
         """The design of a ``config`` object (:meth:`to_dict`'s inverse)."""
         accel = AccelConfig.from_dict({k: v for k, v in values.items() if k not in cls._EXTRA})
-        design = cls(accel, values.get("batch", 1))
+        design = cls(accel)
         for key in cls._EXTRA:
             if key in values and values[key] != getattr(design, key):
                 raise ParamError(key, values[key], f"{getattr(design, key)} for this accelerator")
@@ -255,6 +293,11 @@ def _readme(prog: Program, cfg: AccelConfig, name: str) -> str:
     regs = "\n".join(f"| 0x{off:03X} | {reg} |" for reg, off in REGS.items())
     regions = "\n".join(f"| {k} | 0x{a:08X} | {n} |" for k, (a, n) in prog.regions.items())
     errors = "\n".join(f"| {k} | {v} |" for k, v in ERRORS.items())
+    preload_step = ""
+    if prog.preload:
+        preload_step = (f" Then run the weight-loading program once (resident weights): "
+                        f"PROG_BASE = 0x{prog.regions['preload'][0]:08X}, PROG_LEN = "
+                        f"{len(prog.preload)}, CTRL = 0x5, wait for `irq`, CTRL = 0x2.")
     return f"""# {name}: generated accelerator (nnloom, version {VERSION})
 
 Top module `nnloom_accel` in `accel.v`: a {cfg.size} x {cfg.size} int8 weight-stationary
@@ -274,9 +317,10 @@ nnloom for the instruction set and the data layouts.
 |---|---|
 {regs}
 
-CTRL (write): bit 0 start, bit 1 clear done/error, bit 2 interrupt enable.
+CTRL (write): bit 0 start, bit 1 clear done/error, bit 2 interrupt enable, bit 3 keep
+the loaded program (skip its load when PROG_BASE and PROG_LEN are unchanged).
 STATUS: bit 0 busy, bit 1 done, bit 2 error, bits 8..15 error code.
-LAYER0 + 4 i: compute cycles of layer i.
+LAYER0 + 4 i: cycles layer i ran in the core.
 
 ## Error codes
 | code | meaning |
@@ -294,10 +338,11 @@ in the channels-last int8 layout (`input_bytes` in gen/compiler/compile.py); the
 holds the result in the same layout.
 
 ## Running one inference
-1. Load `image.bin` into DRAM at 0 (once).
-2. Write the input sample's bytes at the input region.
+1. Load `image.bin` into DRAM at 0 (once).{preload_step}
+2. Write the input ({cfg.batch} sample(s)) at the input region.
 3. Write PROG_BASE = 0x{prog.regions['program'][0]:08X}, PROG_LEN = {len(prog.instructions)}.
-4. Write CTRL = 0x5 (start, interrupt enable); wait for `irq` (or poll STATUS bit 1).
+4. Write CTRL = 0x5 (start, interrupt enable; 0xD from the second inference on keeps
+   the loaded program); wait for `irq` (or poll STATUS bit 1).
 5. Read the output region; write CTRL = 0x2 to clear `done`.
 """
 
@@ -327,7 +372,7 @@ class Build:
     @property
     def design(self) -> Design:
         """The :class:`Design` (the ``config`` object the reports write)."""
-        return Design(self.config, self.batch)
+        return Design(self.config)
 
     @cached_property
     def verilog(self) -> str:
@@ -430,18 +475,19 @@ def build(source, *, board: str | None = None, size: int | None = None, batch: i
     qnet = qnet if qnet is not None else quantize_network(network, calibration)
     the_plan = planned = None
     if size is not None:
-        cfg, prog = sized(qnet, size)
+        cfg, prog = sized(qnet, size, batch=batch)
     elif board is not None:
         from nnloom.gen.planner import PlanError, plan
         from nnloom.gen.planner import board as get_board
 
         try:
-            the_plan = plan(network, get_board(board).budget, qnet=qnet, board=board, fits=fits)
+            the_plan = plan(network, get_board(board).budget, qnet=qnet, board=board, fits=fits,
+                            batch=batch)
         except PlanError as e:
             raise PlanError(f"{source}: budget: {e}", e.minimum) from None
         cfg, prog, planned = the_plan.accel, the_plan.program, the_plan.accel.size
     else:
-        cfg, prog = sized(qnet, DEFAULT_SIDE)
+        cfg, prog = sized(qnet, DEFAULT_SIDE, batch=batch)
     return Build(str(source), network, qnet, cfg, prog, board, the_plan, planned, batch=batch)
 
 

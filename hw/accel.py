@@ -11,16 +11,17 @@ Registers (32-bit, byte offsets; see docs/accelerator.md):
 =======  =========  ==========================================================
 offset   name       meaning
 =======  =========  ==========================================================
-0x00     CTRL       write: bit 0 start, bit 1 clear done/error, bit 2 irq enable
+0x00     CTRL       write: bit 0 start, bit 1 clear done/error, bit 2 irq enable,
+                    bit 3 keep the program (skip its load if imem holds it)
 0x04     STATUS     bit 0 busy, bit 1 done, bit 2 error, bits 8..15 error code
 0x08     PROG_BASE  DRAM byte address of the program
 0x0C     PROG_LEN   number of instructions (1..config.imem_depth)
 0x10     ERR_PC     instruction index that raised the error
 0x14     CYCLES     cycles from start to done
 0x18     BEATS      activation beats fed to the array (MACs = BEATS x P x P)
-0x1C     STALLS     cycles the controller waited for a weight bank to fill
+0x1C     STALLS     cycles a CONV waited for its weight bank to fill
 0x20     INFO       P | data_width << 8 | layers << 16 | version << 24
-0x100+4i LAYER[i]   compute cycles of layer i (CONV / MAXPOOL instructions)
+0x100+4i LAYER[i]   cycles an instruction of layer i ran in the core
 =======  =========  ==========================================================
 
 Error codes: 1 illegal opcode, 2 misaligned DRAM address, 3 AXI error
@@ -31,8 +32,8 @@ response, 4 PROG_LEN out of range, 5 ran past the end of the program.  On an err
 from __future__ import annotations
 
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -44,7 +45,7 @@ from .axi_master import AxiReader, AxiWriter
 
 __all__ = ["Accelerator", "REGS", "ERRORS", "VERSION"]
 
-VERSION = 1
+VERSION = 2
 REGS = {"CTRL": 0x00, "STATUS": 0x04, "PROG_BASE": 0x08, "PROG_LEN": 0x0C, "ERR_PC": 0x10,
         "CYCLES": 0x14, "BEATS": 0x18, "STALLS": 0x1C, "INFO": 0x20, "LAYER0": 0x100}
 ERRORS = {1: "illegal opcode", 2: "misaligned DRAM address", 3: "AXI error response",
@@ -96,11 +97,14 @@ class Accelerator(wiring.Component):
         cycles, stalls = Signal(32), Signal(32)
         layer_cycles = [Signal(32, name=f"layer_cycles_{i}") for i in range(cfg.layers)]
         start = Signal()
+        keep = Signal()             # CTRL bit 3: run the program already in imem
+        prog_ok = Signal()          # imem holds the program at loaded_base, loaded_len
+        loaded_base, loaded_len = Signal(32), Signal(16)
         bus = regs.bus
         with m.If(bus.w_en):
             with m.Switch(bus.addr):
                 with m.Case(REGS["CTRL"] >> 2):
-                    m.d.comb += start.eq(bus.w_data[0] & ~busy)
+                    m.d.comb += [start.eq(bus.w_data[0] & ~busy), keep.eq(bus.w_data[3])]
                     m.d.sync += irq_en.eq(bus.w_data[2])
                     with m.If(bus.w_data[1]):
                         m.d.sync += [done.eq(0), error.eq(0), err_code.eq(0)]
@@ -144,19 +148,53 @@ class Accelerator(wiring.Component):
                       attrs={"no_rw_check": 1})   # loaded while idle, read while running
         m.submodules.imem = imem
         iw, ir = imem.write_port(), imem.read_port()
+        # A fetch unit runs ahead of execution: it reads each instruction's
+        # words into ins_raw and pushes the decoded instruction into a queue.
         ins_raw = Signal(fetch_words * dw)
+        fifo_clear = Signal()
+        ifq_depth = 2
+        m.submodules.ifq = ifq = ResetInserter(fifo_clear)(
+            fifo.SyncFIFO(width=INSTRUCTION.size, depth=ifq_depth))
         ins = Signal(INSTRUCTION)
-        m.d.comb += ins.as_value().eq(ins_raw[:INSTRUCTION.size])
-        pc = Signal(16)
+        m.d.comb += ins.as_value().eq(ifq.r_data)
+        pbits = max(1, (cfg.imem_depth - 1).bit_length())
+        fpc = Signal(16)                        # next instruction to fetch
+        pc = Signal(16)                         # the instruction at the queue's head
         fk = Signal(range(beats_per_instr))     # word of the instruction being read
-        fetched = Signal()                      # ir.data holds word fk_d
+        f_on = Signal()                         # reading instruction fpc
+        f_land = Signal()                       # its last word lands this cycle
+        fetch_run = Signal()                    # the program is loaded and running
+        m.d.comb += ir.addr.eq(Cat(fk, fpc[:pbits]))
+        m.d.sync += f_land.eq(f_on & (fk == fetch_words - 1))
         fk_d = Signal.like(fk)
         m.d.sync += fk_d.eq(fk)
+        landed = Signal(fetch_words * dw)
+        m.d.comb += landed.eq(ins_raw)
         # each word into its own slot (not a shift register): bits no field
         # uses have no load and synthesis removes them
+        fetched = Signal()
+        m.d.sync += fetched.eq(f_on)
         for k in range(fetch_words):
             with m.If(fetched & (fk_d == k)):
                 m.d.sync += ins_raw[k * dw:(k + 1) * dw].eq(ir.data)
+                m.d.comb += landed[k * dw:(k + 1) * dw].eq(ir.data)
+        m.d.comb += [ifq.w_en.eq(f_land), ifq.w_data.eq(landed[:INSTRUCTION.size])]
+        with m.If(f_on):
+            with m.If(fk == fetch_words - 1):
+                m.d.sync += [fk.eq(0), fpc.eq(fpc + 1)]
+                # go on with the next one if the queue has room for both
+                with m.If(~(fetch_run & (fpc + 1 < prog_len) & (ifq.level + 2 <= ifq_depth))):
+                    m.d.sync += f_on.eq(0)
+            with m.Else():
+                m.d.sync += fk.eq(fk + 1)
+        with m.Elif(fetch_run & (fpc < prog_len) & (ifq.level + f_land + 1 <= ifq_depth)):
+            m.d.sync += [f_on.eq(1), fk.eq(0)]
+        f_done = Signal()                       # every instruction has been fetched
+        m.d.comb += f_done.eq((fpc >= prog_len) & ~f_on & ~f_land)
+        pop = Signal()
+        m.d.comb += ifq.r_en.eq(pop)
+        with m.If(pop):
+            m.d.sync += pc.eq(pc + 1)
 
         # -- DMA engine ------------------------------------------------------------
         # Reader data goes to one of: imem (program), activation bank, weight
@@ -175,6 +213,13 @@ class Accelerator(wiring.Component):
         m.d.comb += shifted.eq(Cat(shift[dw:], rd.data.payload))
         full = Signal()
         m.d.comb += full.eq(rd.data.valid & (nbeat + 1 == per_word))
+        # parameter entries go lane by lane into the groups of P
+        p_lane, p_grp = Signal(range(P)), Signal(16)
+        with m.If(full & (sink == SINK_P)):
+            with m.If(p_lane == P - 1):
+                m.d.sync += [p_lane.eq(0), p_grp.eq(p_grp + 1)]
+            with m.Else():
+                m.d.sync += p_lane.eq(p_lane + 1)
         with m.If(rd.data.valid):
             m.d.sync += shift.eq(shifted)
             m.d.sync += nbeat.eq(Mux(full, 0, nbeat + 1))
@@ -191,7 +236,8 @@ class Accelerator(wiring.Component):
             core.wbuf_w_addr.eq(Cat(waddr[:len(core.wbuf_w_addr) - 1], wbank_dma)),
             core.wbuf_w_data.eq(shifted[width - P * 8:]),
             core.wbuf_w_en.eq(full & (sink == SINK_W)),
-            core.pbuf_w_addr.eq(Cat(waddr[:len(core.pbuf_w_addr) - 1], wbank_dma)),
+            core.pbuf_w_addr.eq(Cat(p_grp[:len(core.pbuf_w_addr) - 1], wbank_dma)),
+            core.pbuf_w_lane.eq(p_lane),
             core.pbuf_w_data.eq(shifted[width - PARAM_ENTRY.size:]),
             core.pbuf_w_en.eq(full & (sink == SINK_P)),
         ]
@@ -229,21 +275,24 @@ class Accelerator(wiring.Component):
         # -- controller ------------------------------------------------------------------
         bank_full = Signal(2)
         block_pending = Signal()        # a LOAD_BLOCK's params still to load
-        pending_p_addr, pending_p_words = Signal(32), Signal(16)
+        pending_p_addr, pending_p_words, pending_p_off = Signal(32), Signal(16), Signal(16)
         m.d.comb += [rd.cmd.valid.eq(0), wr.cmd.valid.eq(0), core.cmd.valid.eq(0),
                      core.cmd.payload.eq(ins)]
-        m.d.comb += ir.addr.eq(Cat(fk, pc[:max(1, (cfg.imem_depth - 1).bit_length())]))
         with m.If(busy):
             m.d.sync += cycles.eq(cycles + 1)
-        # imem's read port holds the running instruction, so ins.layer names
-        # the layer of the CONV / MAXPOOL in the core
-        with m.If(core.busy | (core.cmd.valid & core.cmd.ready)):
+        # the core names the layer it is running
+        with m.If(busy & core.active):
             for i, sig in enumerate(layer_cycles):
-                with m.If(ins.layer == i):
+                with m.If(core.layer == i):
                     m.d.sync += sig.eq(sig + 1)
+        # a CONV that frees its weight bank has finished
+        m.d.comb += core.release.ready.eq(1)
+        with m.If(core.release.valid):
+            m.d.sync += bank_full.bit_select(core.release.payload, 1).eq(0)
 
         def fail(code):
-            m.d.sync += [err_code.eq(code), error.eq(1), done.eq(1), busy.eq(0), err_pc.eq(pc)]
+            m.d.sync += [err_code.eq(code), error.eq(1), done.eq(1), busy.eq(0), err_pc.eq(pc),
+                         fetch_run.eq(0), f_on.eq(0)]
             m.next = "IDLE"
 
         def bad_dma():
@@ -263,8 +312,8 @@ class Accelerator(wiring.Component):
                                  rd.cmd.payload.addr.eq(pending_p_addr),
                                  rd.cmd.payload.beats.eq(pending_p_words * (PARAM_ENTRY.size // dw))]
                     with m.If(rd.cmd.ready):
-                        m.d.sync += [sink.eq(SINK_P), waddr.eq(0), nbeat.eq(0),
-                                     words_left.eq(pending_p_words)]
+                        m.d.sync += [sink.eq(SINK_P), waddr.eq(0), nbeat.eq(0), p_lane.eq(0),
+                                     p_grp.eq(pending_p_off), words_left.eq(pending_p_words)]
                         m.next = "PARAMS"
             with m.State("PARAMS"):
                 with m.If(~block_pending):
@@ -281,10 +330,17 @@ class Accelerator(wiring.Component):
                         m.d.sync += [err_code.eq(4), error.eq(1), done.eq(1), err_pc.eq(0)]
                     with m.Else():
                         m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), err_code.eq(0), pc.eq(0),
-                                     cycles.eq(0), stalls.eq(0), bank_full.eq(0),
-                                     block_pending.eq(0)]
+                                     fpc.eq(0), fk.eq(0), f_on.eq(0), cycles.eq(0), stalls.eq(0),
+                                     bank_full.eq(0), block_pending.eq(0)]
+                        m.d.comb += fifo_clear.eq(1)
                         m.d.sync += [sig.eq(0) for sig in layer_cycles]
-                        m.next = "LOAD_PROG"
+                        with m.If(keep & prog_ok & (loaded_base == prog_base)
+                                  & (loaded_len == prog_len)):
+                            m.d.sync += fetch_run.eq(1)
+                            m.next = "EXEC"
+                        with m.Else():
+                            m.d.sync += prog_ok.eq(0)
+                            m.next = "LOAD_PROG"
             with m.State("LOAD_PROG"):
                 m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(prog_base),
                              rd.cmd.payload.beats.eq(prog_len * beats_per_instr)]
@@ -296,25 +352,22 @@ class Accelerator(wiring.Component):
                 with m.If(dma_err):
                     fail(bad_dma())
                 with m.Elif(words_left == 0):
-                    m.next = "FETCH"
-            with m.State("FETCH"):      # read fetch_words words; each lands a cycle later
-                m.d.sync += [fetched.eq(1), fk.eq(fk + 1)]
-                with m.If(fk == fetch_words - 1):
-                    m.next = "DECODE"
-            with m.State("DECODE"):     # the last word lands
-                m.d.sync += [fetched.eq(0), fk.eq(0)]
-                m.next = "EXEC"
-            with m.State("EXEC"):
+                    m.d.sync += [fetch_run.eq(1), prog_ok.eq(1), loaded_base.eq(prog_base),
+                                 loaded_len.eq(prog_len)]
+                    m.next = "EXEC"
+            with m.State("EXEC"):       # the instruction at the fetch queue's head
                 with m.If(dma_err):
                     fail(bad_dma())
-                with m.Elif(pc >= prog_len):
-                    fail(5)
+                with m.Elif(~ifq.r_rdy):
+                    with m.If(f_done):
+                        fail(5)
                 with m.Elif(ins.op == Op.END):
-                    with m.If(~bg_busy & ~wr.busy & ~rd.busy):
-                        m.d.sync += [busy.eq(0), done.eq(1)]
+                    with m.If(~bg_busy & ~wr.busy & ~rd.busy & ~core.busy):
+                        m.d.sync += [busy.eq(0), done.eq(1), fetch_run.eq(0)]
                         m.next = "IDLE"
                 with m.Elif((ins.op == Op.LOAD_ACT) | (ins.op == Op.STORE_ACT)):
-                    with m.If(~bg_busy):
+                    # the core's activation banks are the DMA's while the core is idle
+                    with m.If(~bg_busy & ~core.busy):
                         with m.If(ins.op == Op.LOAD_ACT):
                             m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(ins.dram_addr),
                                          rd.cmd.payload.beats.eq(ins.words * ratio)]
@@ -330,41 +383,37 @@ class Accelerator(wiring.Component):
                                              st_bank.eq(ins.bank_in)]
                                 m.next = "WAIT_STORE"
                 with m.Elif(ins.op == Op.LOAD_BLOCK):
-                    with m.If(~bg_busy & ~bank_full.bit_select(ins.wbank, 1)):
+                    with m.If(~bg_busy & (ins.resident | ~bank_full.bit_select(ins.wbank, 1))):
                         m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(ins.dram_addr),
                                      rd.cmd.payload.beats.eq(ins.words * ratio)]
                         with m.If(rd.cmd.ready):
-                            m.d.sync += [sink.eq(SINK_W), waddr.eq(0), nbeat.eq(0),
+                            m.d.sync += [sink.eq(SINK_W), waddr.eq(ins.w_off), nbeat.eq(0),
+                                         pending_p_off.eq(ins.p_off),
                                          words_left.eq(ins.words), wbank_dma.eq(ins.wbank),
                                          pending_p_addr.eq(ins.p_dram_addr),
-                                         pending_p_words.eq(ins.p_words), block_pending.eq(1),
-                                         pc.eq(pc + 1)]
-                            m.next = "FETCH"
+                                         pending_p_words.eq(ins.p_words), block_pending.eq(1)]
+                            m.d.comb += pop.eq(1)
                 with m.Elif((ins.op == Op.CONV) | ((ins.op == Op.MAXPOOL) & cfg.maxpool)):
-                    ready = (ins.op == Op.MAXPOOL) | bank_full.bit_select(ins.wbank, 1)
+                    # non-blocking: into the core's queues once its weights are on chip
+                    ready = (ins.op == Op.MAXPOOL) | ins.resident | bank_full.bit_select(ins.wbank, 1)
                     with m.If(ready):
                         m.d.comb += core.cmd.valid.eq(1)
-                        m.next = "COMPUTE"
+                        with m.If(core.cmd.ready):
+                            m.d.comb += pop.eq(1)
                     with m.Else():
                         m.d.sync += stalls.eq(stalls + 1)
                 with m.Else():
                     fail(1)
-            with m.State("COMPUTE"):
-                with m.If(~core.busy):
-                    with m.If((ins.op == Op.CONV) & ins.release):
-                        m.d.sync += bank_full.bit_select(ins.wbank, 1).eq(0)
-                    m.d.sync += pc.eq(pc + 1)
-                    m.next = "FETCH"
             with m.State("WAIT_LOAD"):
                 with m.If(dma_err):
                     fail(bad_dma())
                 with m.Elif(words_left == 0):
-                    m.d.sync += pc.eq(pc + 1)
-                    m.next = "FETCH"
+                    m.d.comb += pop.eq(1)
+                    m.next = "EXEC"
             with m.State("WAIT_STORE"):
                 with m.If(dma_err):
                     fail(bad_dma())
                 with m.Elif((st_words == 0) & ~st_ov & ~st_pending & ~wr.busy):
-                    m.d.sync += pc.eq(pc + 1)
-                    m.next = "FETCH"
+                    m.d.comb += pop.eq(1)
+                    m.next = "EXEC"
         return m

@@ -1,5 +1,5 @@
 """The accelerator's compute core: buffers, the systolic engine, feeders,
-accumulation, post-processing and max pooling.
+accumulation, the vector post-processing unit and max pooling.
 
 Data layout (word = P int8 lanes, lane 0 in the low byte):
 
@@ -10,26 +10,40 @@ Data layout (word = P int8 lanes, lane 0 in the low byte):
 * weight banks: a CONV output group (P filters) is ``KT = KR * KS * CG`` weight
   tiles of P words; tile ``kt = (r * KS + s) * CG + g``, word ``i`` holds the
   P filters' weights for channel ``g * P + i`` at kernel position (r, s);
-* parameter banks: one :data:`~nnloom.hw.accel_isa.PARAM_ENTRY` per output channel.
+* parameter banks: one word of P :data:`PARAM_STORE` entries per output
+  group (lane j: channel ``group * P + j``).
 
-A CONV instruction runs one output group as a GEMM on the weight-stationary
-array: for each weight tile, one activation word per output pixel (the
-im2col row chunk of that tile, read straight from the channels-last map;
-padding pixels read as zero).  Tile results are summed per pixel in the
-accumulator buffer (32-bit, wrapping), then post-processed one lane per
-cycle: ``bias + acc``, the requantization of :mod:`gen.qtypes` (rounding half
-up), zero point, clamp, into one output word per pixel.
+The core is three decoupled units with an instruction queue each, fed from
+one command stream (``cmd``):
 
-Cycle costs are exact and given by :meth:`AccelConfig.conv_cycles` and
-:meth:`AccelConfig.maxpool_cycles`.
+* the **weight feeder** streams each CONV's ``KT * P`` weight words into the
+  array (weight-stationary: tile t + 1 loads into the shadow registers while
+  tile t computes);
+* the **activation feeder** streams, for each weight tile, one activation
+  word per output pixel of the instruction's tile of output rows (the im2col
+  row chunk, read straight from the channels-last map; padding reads as
+  zero); with fused pooling the pixels come window by window.  It also runs
+  MAXPOOL instructions;
+* the **drain** adds each result beat into the accumulator buffer; the last
+  tile's beats skip it and go through the **vector post-processing unit**:
+  bias, the requantization of :mod:`gen.qtypes` (rounding half up), zero
+  point, clamp (fused ReLU) on all P lanes at once, one output pixel per
+  cycle, then the optional max over ``pk x pk`` consecutive pixels, into one
+  output word.
+
+Consecutive instructions stream through the array with no gap; an
+instruction with ``dep`` set (the first of each layer) waits until every
+earlier one has written its last output (a dependency token: a count of
+finished instructions).  Cycle costs are exact:
+:meth:`AccelConfig.layer_cycles`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -37,7 +51,40 @@ from .accel_isa import INSTRUCTION, INSTRUCTION_BITS, PARAM_ENTRY, Op
 from .params import Config, ParamError, param
 from .systolic import SystolicArray, SystolicConfig
 
-__all__ = ["AccelConfig", "AccelCore", "PARAM_STORE", "SAT_BITS"]
+__all__ = ["AccelConfig", "AccelCore", "PARAM_STORE", "SAT_BITS", "Tile", "POST_LATENCY"]
+
+#: What the parameter bank keeps of a :data:`PARAM_ENTRY` (shift stored minus one).
+PARAM_STORE = data.StructLayout({"bias": signed(32), "mult": unsigned(31), "shm1": unsigned(6)})
+#: Requantized values are saturated to this many bits before the zero point and
+#: the int8 clamp, which gives the same result as the full-width value.
+SAT_BITS = 18
+#: Cycles from a last-tile result beat to its output word's write: the
+#: accumulator read, bias, product, rounding stages.
+POST_LATENCY = 4
+
+
+def _sub(*names, seq=False):
+    fields = {n: INSTRUCTION._fields[n].shape for n in names}
+    if seq:     # the instruction's number, for the dependency check
+        fields["seq"] = unsigned(8)
+    return data.StructLayout(fields)
+
+
+#: What each unit's queue keeps of an instruction.
+W_DESC = _sub("wbank", "w_off", "w_words", "dep", seq=True)
+A_DESC = _sub("op", "layer", "bank_in", "bank_out", "dep", "stride", "pad", "kr", "ks", "h", "w",
+              "cg", "e", "f", "in_base", "out_base", "a_col", "a_row", "a_line", "a_start", "ih0",
+              "pk", "pks", "a_pcol", "a_prow", seq=True)
+D_DESC = _sub("layer", "bank_out", "wbank", "release", "resident", "ng", "ngi", "out_zp", "qmin",
+              "qmax", "out_base", "p_off", "kt", "pixels", "pk")
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One CONV instruction as the cycle model sees it: ``kt`` weight tiles
+    of ``m`` output pixels each."""
+    kt: int
+    m: int
 
 
 @dataclass(frozen=True)
@@ -58,6 +105,12 @@ class AccelConfig(Config):
     imem_depth: int = param(64, lo=2, hi=1024, help="instructions the program memory holds")
     maxpool: bool = param(True, help="include the max-pooling unit (else MAXPOOL is an "
                                      "illegal opcode)")
+    queue_depth: int = param(2, lo=2, hi=16, help="instructions each core unit's queue holds")
+    # program options (the compiler reads them; the Verilog does not depend on them)
+    batch: int = param(1, lo=1, hi=256, help="samples per inference run: fully connected "
+                                             "layers stream them through each weight tile")
+    resident: bool = param(False, help="weights stay on chip: a preload program loads them "
+                                       "once, inferences load none")
 
     @staticmethod
     def bus_width_for(size: int) -> int:
@@ -88,6 +141,12 @@ class AccelConfig(Config):
                               overflow="wrap", result_fifo=False)
 
     @property
+    def pgroups(self) -> int:
+        """Parameter words (groups of P channels) per parameter bank: a power of two."""
+        g = -(-self.pbuf_depth // self.size)
+        return 1 << max(0, (g - 1).bit_length())
+
+    @property
     def memories(self) -> dict[str, tuple[int, int]]:
         """``(depth, width in bits)`` of each on-chip memory: the RTL builds
         these and :mod:`nnloom.fpga.fit` counts their block RAMs.  Activation, weight
@@ -96,7 +155,7 @@ class AccelConfig(Config):
         P, dw = self.size, self.data_width
         return {"imem": (self.imem_depth * INSTRUCTION_BITS // dw, dw),
                 "act": (2 * self.act_depth, 8 * P), "wbuf": (2 * self.wbuf_depth, 8 * P),
-                "pbuf": (2 * self.pbuf_depth, PARAM_STORE.size), "acc": (self.acc_depth, 32 * P)}
+                "pbuf": (2 * self.pgroups, PARAM_STORE.size * P), "acc": (self.acc_depth, 32 * P)}
 
     @property
     def word_bits(self) -> int:
@@ -107,33 +166,29 @@ class AccelConfig(Config):
         """AXI beats per buffer word."""
         return self.word_bits // self.data_width
 
-    # -- exact cycle costs (from accepting the instruction to idle) -----------
-    def conv_cycles(self, kt: int, m: int) -> int:
-        """CONV of ``kt`` weight tiles over ``m`` output pixels.
+    # -- exact cycle costs -------------------------------------------------------
+    def layer_cycles(self, tiles) -> int:
+        """Cycles of one layer's CONV instructions ``tiles`` (a list of
+        :class:`Tile`), run back to back from an idle core.
 
-        Counted from the cycle the instruction is accepted to the first idle
-        cycle.  The array runs the GEMM ``m x (kt * P) x P``:
-        ``SystolicConfig.gemm_cycles`` from the first weight beat to the last
-        result, after 3 cycles to start (instruction latch, feeder set-up, first
-        buffer read); then 2 cycles to write the last sum and leave the
-        accumulate phase, and the post-processing: 1 cycle to read the first
-        accumulator word, ``m * P`` lanes, 3 pipeline stages, 1 to return to idle.
+        Counted from the cycle after the first instruction starts to the
+        cycle its last output word is written.  The array takes weights
+        tile after tile: the first tile's P weight words preload, then each
+        tile takes ``max(m, P)`` cycles (its m activation beats, or the next
+        tile's P weight words, whichever is longer), the last tile's m beats,
+        the array's latency 2P, and the post-processing pipeline.
         """
         P = self.size
-        return 3 + self.systolic.gemm_cycles(m, kt * P, P) + 2 + 1 + m * P + 3 + 1
+        ms = [t.m for t in tiles for _ in range(t.kt)]
+        if not ms:
+            return 0
+        return (P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + self.systolic.latency
+                + POST_LATENCY)
 
     def maxpool_cycles(self, e: int, f: int, cg: int, k: int) -> int:
-        """MAXPOOL: 2 cycles to start (instruction latch, address set-up), one
-        buffer read per window element per channel group, 2 cycles of pipeline
-        (read, compare-and-write) and 1 to return to idle."""
-        return 2 + e * f * cg * k * k + 2 + 1
-
-
-#: What the parameter bank keeps of a :data:`PARAM_ENTRY` (shift stored minus one).
-PARAM_STORE = data.StructLayout({"bias": signed(32), "mult": unsigned(31), "shm1": unsigned(6)})
-#: Requantized values are saturated to this many bits before the zero point and
-#: the int8 clamp, which gives the same result as the full-width value.
-SAT_BITS = 18
+        """MAXPOOL: one buffer read per window element per channel group, 1
+        cycle to set up and 2 of pipeline (read, compare-and-write)."""
+        return 1 + e * f * cg * k * k + 2
 
 
 class _Pooling:
@@ -191,20 +246,13 @@ class _Pooling:
         self.left, self.addr, self.w_ok, self.out, self.max = pl_left, pl_addr, pl_w_ok, pl_out, pl_max
         self._d_ok = pl_d_ok
 
-    def states(self, m, busy):
-        """The POOL_START and POOL states of the core's FSM."""
-        ins = self.ins
+    def start(self, m, d):
+        """Start the MAXPOOL ``d`` (its fields are latched into ``ins`` meanwhile)."""
         pl_e, pl_f, pl_g, pl_i, pl_j, pl_row, pl_pix, pl_c, pl_win, pl_addr = self._regs
-        with m.State("POOL_START"):
-            m.d.sync += [pl_e.eq(0), pl_f.eq(0), pl_g.eq(0), pl_i.eq(0), pl_j.eq(0),
-                         pl_row.eq(ins.in_base), pl_pix.eq(ins.in_base), pl_c.eq(ins.in_base),
-                         pl_win.eq(ins.in_base), pl_addr.eq(ins.in_base), self.left.eq(1),
-                         self.out.eq(ins.out_base)]
-            m.next = "POOL"
-        with m.State("POOL"):
-            with m.If(~self.left & ~self._d_ok & ~self.w_ok):
-                m.d.sync += busy.eq(0)
-                m.next = "IDLE"
+        base = d.in_base
+        m.d.sync += [pl_e.eq(0), pl_f.eq(0), pl_g.eq(0), pl_i.eq(0), pl_j.eq(0),
+                     pl_row.eq(base), pl_pix.eq(base), pl_c.eq(base), pl_win.eq(base),
+                     pl_addr.eq(base), self.left.eq(1), self.out.eq(d.out_base)]
 
 
 class _Port:
@@ -234,18 +282,24 @@ def _mem(m, name, depth, width, *, banked=True):
 
 
 class AccelCore(wiring.Component):
-    """Compute core.
+    """Compute core (see the module docstring).
 
     Members:
-      ``cmd`` (In stream of :data:`INSTRUCTION`): CONV and MAXPOOL only; the
-      payload must stay unchanged until ``busy`` falls (the core reads it
-      throughout instead of keeping a copy);
-      ``busy`` (Out): an instruction is running;
+      ``cmd`` (In stream of :data:`INSTRUCTION`): CONV and MAXPOOL only,
+      accepted into the units' queues (the core keeps what it needs);
+      ``busy`` (Out): an accepted instruction has not finished;
+      ``active`` (Out) and ``layer`` (Out, 8 bits): an instruction of layer
+      ``layer`` is running (started and not finished); the controller's
+      per-layer cycle counters count these cycles;
+      ``release`` (Out stream of 1 bit, always accepted): a CONV with
+      ``release`` finished, freeing weight bank ``payload``;
       ``act_w_*`` (In): DMA write port of the activation banks (``addr`` has the
       bank in its top bit); ``act_r_addr``/``act_r_en`` (In), ``act_r_data``
-      (Out, one cycle later): DMA read port (used only while idle);
-      ``wbuf_w_*``, ``pbuf_w_*`` (In): DMA write ports of the weight and
-      parameter banks (bank in the top address bit);
+      (Out, one cycle later): DMA read port (used only while not busy);
+      ``wbuf_w_*`` (In): DMA write port of the weight banks (bank in the top
+      address bit); ``pbuf_w_addr`` (bank in the top bit, then the group),
+      ``pbuf_w_lane``, ``pbuf_w_data``, ``pbuf_w_en`` (In): DMA write port of
+      the parameter banks, one entry per write;
       ``beats`` (Out, 32 bits): activation beats fed to the array since reset
       (MACs = beats x P x P).
     """
@@ -255,31 +309,35 @@ class AccelCore(wiring.Component):
         P = cfg.size
         self._abits = (cfg.act_depth - 1).bit_length()
         self._wbits = (cfg.wbuf_depth - 1).bit_length()
-        self._pbits = (cfg.pbuf_depth - 1).bit_length()
+        self._gbits = (cfg.pgroups - 1).bit_length()
         super().__init__({
             "cmd": In(stream.Signature(INSTRUCTION)),
-            "busy": Out(1),
+            "busy": Out(1), "active": Out(1), "layer": Out(8),
+            "release": Out(stream.Signature(1)),
             "act_w_addr": In(self._abits + 1), "act_w_data": In(P * 8), "act_w_en": In(1),
             "act_r_addr": In(self._abits + 1), "act_r_en": In(1), "act_r_data": Out(P * 8),
             "wbuf_w_addr": In(self._wbits + 1), "wbuf_w_data": In(P * 8), "wbuf_w_en": In(1),
-            "pbuf_w_addr": In(self._pbits + 1), "pbuf_w_data": In(PARAM_ENTRY.size),
-            "pbuf_w_en": In(1),
+            "pbuf_w_addr": In(self._gbits + 1), "pbuf_w_lane": In(range(P)),
+            "pbuf_w_data": In(PARAM_ENTRY.size), "pbuf_w_en": In(1),
             "beats": Out(32),
         })
 
     def elaborate(self, platform):
         cfg = self.config
         P = cfg.size
+        ab = self._abits
         m = Module()
         m.submodules.array = array = SystolicArray(cfg.systolic)
 
         mems = cfg.memories
         act = _mem(m, "act_mem", *mems["act"])
         wbuf = _mem(m, "wbuf_mem", *mems["wbuf"])
-        pbuf = _mem(m, "pbuf_mem", *mems["pbuf"])
+        pbuf = Memory(shape=data.ArrayLayout(PARAM_STORE, P), depth=mems["pbuf"][0], init=[],
+                      attrs={"no_rw_check": 1})
+        m.submodules.pbuf_mem = pbuf
         act_wp, act_rp = act.write_port(), act.read_port()
         w_wp, w_rp = wbuf.write_port(), wbuf.read_port()
-        p_wp, p_rp = pbuf.write_port(), pbuf.read_port()
+        p_wp, p_rp = pbuf.write_port(granularity=1), pbuf.read_port()
         if cfg.acc_depth > 1:
             accb = _mem(m, "acc_mem", *mems["acc"], banked=False)
             a_wp = accb.write_port()
@@ -287,18 +345,47 @@ class AccelCore(wiring.Component):
         else:
             a_wp, a_rp = _one_word(m, P * 32)
 
-        # the controller holds cmd.payload until busy falls: no copy here
-        ins = Signal(INSTRUCTION)
+        # -- dispatch into the three queues; the finished-instruction token -----
+        accepted, started, finished = Signal(8), Signal(8), Signal(8)
+        qd = cfg.queue_depth
+        m.submodules.wq = wq = fifo.SyncFIFO(width=W_DESC.size, depth=qd)
+        m.submodules.aq = aq = fifo.SyncFIFO(width=A_DESC.size, depth=qd)
+        m.submodules.dq = dq = fifo.SyncFIFO(width=D_DESC.size, depth=qd)
+        cin = self.cmd.payload
+        is_conv = cin.op == Op.CONV
+        m.d.comb += [
+            self.cmd.ready.eq(aq.w_rdy & wq.w_rdy & dq.w_rdy),
+            aq.w_en.eq(self.cmd.valid & self.cmd.ready),
+            wq.w_en.eq(self.cmd.valid & self.cmd.ready & is_conv),
+            dq.w_en.eq(self.cmd.valid & self.cmd.ready & is_conv),
+        ]
+        for q, lay in ((wq, W_DESC), (aq, A_DESC), (dq, D_DESC)):
+            v = Signal(lay)
+            m.d.comb += q.w_data.eq(v)
+            for name, _ in lay:
+                m.d.comb += getattr(v, name).eq(accepted if name == "seq" else getattr(cin, name))
+        wq_d, aq_d, dq_d = Signal(W_DESC), Signal(A_DESC), Signal(D_DESC)
+        m.d.comb += [wq_d.eq(wq.r_data), aq_d.eq(aq.r_data), dq_d.eq(dq.r_data)]
+
+        fin_inc = Signal()          # an instruction finished this cycle
+        start_inc = Signal()        # the activation feeder started one
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += accepted.eq(accepted + 1)
+        with m.If(fin_inc):
+            m.d.sync += finished.eq(finished + 1)
+        with m.If(start_inc):
+            m.d.sync += started.eq(started + 1)
         busy = Signal()
-        m.d.comb += ins.eq(self.cmd.payload)
-        m.d.comb += [self.busy.eq(busy), self.cmd.ready.eq(~busy)]
+        idle = Signal()             # every started instruction has finished
+        m.d.comb += [busy.eq(accepted != finished), idle.eq(started == finished),
+                     self.busy.eq(busy), self.active.eq(~idle)]
 
         # DMA ports: writes from the DMA go straight in; the core's own
         # activation writes (post-processing, pooling) take over when busy.
-        core_act_w_addr = Signal(self._abits + 1)
+        core_act_w_addr = Signal(ab + 1)
         core_act_w_data = Signal(P * 8)
         core_act_w_en = Signal()
-        core_act_r_addr = Signal(self._abits + 1)
+        core_act_r_addr = Signal(ab + 1)
         core_act_r_en = Signal()
         m.d.comb += [
             act_wp.addr.eq(Mux(busy, core_act_w_addr, self.act_w_addr)),
@@ -309,56 +396,72 @@ class AccelCore(wiring.Component):
             self.act_r_data.eq(act_rp.data),
             w_wp.addr.eq(self.wbuf_w_addr), w_wp.data.eq(self.wbuf_w_data),
             w_wp.en.eq(self.wbuf_w_en),
-            p_wp.addr.eq(self.pbuf_w_addr), p_wp.en.eq(self.pbuf_w_en),
+            p_wp.addr.eq(self.pbuf_w_addr),
         ]
         # the parameter bank keeps only the bits post-processing uses
         p_in, p_keep = Signal(PARAM_ENTRY), Signal(PARAM_STORE)
         m.d.comb += [p_in.eq(self.pbuf_w_data), p_keep.bias.eq(p_in.bias),
-                     p_keep.mult.eq(p_in.mult), p_keep.shm1.eq(p_in.shift - 1),
-                     p_wp.data.eq(p_keep)]
+                     p_keep.mult.eq(p_in.mult), p_keep.shm1.eq(p_in.shift - 1)]
+        for j in range(P):
+            m.d.comb += [p_wp.data[j].eq(p_keep),
+                         p_wp.en[j].eq(self.pbuf_w_en & (self.pbuf_w_lane == j))]
 
         beats = Signal(32)
         m.d.comb += self.beats.eq(beats)
         with m.If(array.act.valid & array.act.ready):
             m.d.sync += beats.eq(beats + 1)
 
-        # ---------------------------------------------------------------------
-        # Loop bounds, precomputed by the compiler
-        kt_total, pixels, w_words = ins.kt, ins.pixels, ins.w_words
-
-        # ---------------------------------------------------------------------
-        # Weight feeder: KT * P words from the weight bank into the array.
-        w_idx = Signal(range(2 * cfg.wbuf_depth + 1))
+        # =====================================================================
+        # Weight feeder: w_words words of each CONV, back to back.
+        wc = Signal(W_DESC)
+        w_idx = Signal(16)
         w_left = Signal()            # words still to issue
         w_ov = Signal()              # a read is in the output register
         w_issue = Signal()
+        w_dep_ok = Signal()
         m.d.comb += [
             w_issue.eq(w_left & (~w_ov | array.weight.ready)),
-            w_rp.addr.eq(Cat((ins.w_off + w_idx)[:self._wbits], ins.wbank)),
+            w_rp.addr.eq(Cat((wc.w_off + w_idx)[:self._wbits], wc.wbank)),
             w_rp.en.eq(w_issue),
             array.weight.valid.eq(w_ov),
             array.weight.payload.as_value().eq(w_rp.data),
+            # a dep instruction waits until every earlier one has finished
+            w_dep_ok.eq(~wq_d.dep | (finished == wq_d.seq)),
         ]
         with m.If(~w_ov | array.weight.ready):
             m.d.sync += w_ov.eq(w_issue)
+        w_take = Signal()
         with m.If(w_issue):
             m.d.sync += w_idx.eq(w_idx + 1)
-            with m.If(w_idx + 1 == w_words):
-                m.d.sync += w_left.eq(0)
+            with m.If(w_idx + 1 == wc.w_words):
+                # the next instruction follows without a gap unless it waits
+                m.d.comb += w_take.eq(wq.r_rdy & ~wq_d.dep)
+                with m.If(~w_take):
+                    m.d.sync += w_left.eq(0)
+        with m.If(~w_left & wq.r_rdy & w_dep_ok):
+            m.d.comb += w_take.eq(1)
+        with m.If(w_take):
+            m.d.comb += wq.r_en.eq(1)
+            m.d.sync += [wc.eq(wq_d), w_idx.eq(0), w_left.eq(1)]
 
-        # ---------------------------------------------------------------------
-        # Activation feeder: for each tile (r, s, g), for each pixel (e, f).
+        # =====================================================================
+        # Activation feeder.  Loops, outer to inner: kernel row r, column s,
+        # channel group g (one weight tile each); pooled output row pe and
+        # column pf of the tile; window row i and column j (pk x pk; 1 x 1
+        # without fused pooling).  Addresses are kept modulo the bank size:
+        # only their low bits address the bank, and padding reads (which may
+        # point anywhere) are zeroed.
+        ac = Signal(A_DESC)
         cnt_r, cnt_s, cnt_g = Signal(4), Signal(4), Signal(8)
-        cnt_e, cnt_f = Signal(8), Signal(8)
-        # Addresses are kept modulo the bank size: only their low bits address
-        # the bank, and padding reads (which may point anywhere) are zeroed.
-        ab = self._abits
+        cnt_e, cnt_f, cnt_i, cnt_j = Signal(8), Signal(8), Signal(4), Signal(4)
         r_base = Signal(ab)              # a_start + r * a_line
         kt_addr = Signal(ab)             # r_base + s * CG + g
-        row_addr = Signal(ab)            # kt_addr + e * a_row
-        pix_addr = Signal(ab)            # row_addr + f * a_col
-        ih_r, ih = Signal(signed(12)), Signal(signed(12))   # r - pad, + e * stride
-        iw_s, iw = Signal(signed(12)), Signal(signed(12))   # s - pad, + f * stride
+        prow = Signal(ab)                # kt_addr + pe * a_prow
+        win = Signal(ab)                 # prow + pf * a_pcol
+        wrow = Signal(ab)                # win + i * a_row
+        pix_addr = Signal(ab)            # wrow + j * a_col
+        ih_r, ih_e, ih = Signal(signed(12)), Signal(signed(12)), Signal(signed(12))
+        iw_s, iw_f, iw = Signal(signed(12)), Signal(signed(12)), Signal(signed(12))
         a_left = Signal()
         a_ov = Signal()
         a_issue = Signal()
@@ -366,198 +469,232 @@ class AccelCore(wiring.Component):
         a_first = Signal()
         inside = Signal()
         m.d.comb += [
-            inside.eq((ih >= 0) & (ih < ins.h) & (iw >= 0) & (iw < ins.w)),
+            inside.eq((ih >= 0) & (ih < ac.h) & (iw >= 0) & (iw < ac.w)),
             a_issue.eq(a_left & (~a_ov | array.act.ready)),
-            core_act_r_addr.eq(Cat(pix_addr, ins.bank_in)),
-            core_act_r_en.eq(a_issue),
             array.act.valid.eq(a_ov),
             array.act.payload.data.as_value().eq(Mux(a_zero, 0, act_rp.data)),
             array.act.payload.first.eq(a_first),
         ]
         with m.If(~a_ov | array.act.ready):
             m.d.sync += a_ov.eq(a_issue)
+
+        def a_init(d):
+            start = d.a_start[:ab]
+            return [ac.eq(d), cnt_r.eq(0), cnt_s.eq(0), cnt_g.eq(0), cnt_e.eq(0), cnt_f.eq(0),
+                    cnt_i.eq(0), cnt_j.eq(0), r_base.eq(start), kt_addr.eq(start),
+                    prow.eq(start), win.eq(start), wrow.eq(start), pix_addr.eq(start),
+                    ih_r.eq(d.ih0), ih_e.eq(d.ih0), ih.eq(d.ih0),
+                    iw_s.eq(-d.pad), iw_f.eq(-d.pad), iw.eq(-d.pad)]
+
+        a_take = Signal()               # load the queue head into ac this cycle
+        a_conv = Signal()               # ac is a CONV being fed
+        m.d.comb += a_conv.eq(a_left)
         with m.If(a_issue):
-            m.d.sync += [a_zero.eq(~inside), a_first.eq((cnt_e == 0) & (cnt_f == 0))]
-            last_f = cnt_f == ins.f - 1
-            last_e = cnt_e == ins.e - 1
-            last_g = cnt_g == ins.cg - 1
-            last_s = cnt_s == ins.ks - 1
-            last_r = cnt_r == ins.kr - 1
-            with m.If(~last_f):
-                m.d.sync += [cnt_f.eq(cnt_f + 1), iw.eq(iw + ins.stride),
-                             pix_addr.eq(pix_addr + ins.a_col)]
+            m.d.sync += [a_zero.eq(~inside),
+                         a_first.eq((cnt_e == 0) & (cnt_f == 0) & (cnt_i == 0) & (cnt_j == 0))]
+            last_j = cnt_j == ac.pk - 1
+            last_i = cnt_i == ac.pk - 1
+            last_f = cnt_f == ac.f - 1
+            last_e = cnt_e == ac.e - 1
+            last_g = cnt_g == ac.cg - 1
+            last_s = cnt_s == ac.ks - 1
+            last_r = cnt_r == ac.kr - 1
+            with m.If(~last_j):
+                m.d.sync += [cnt_j.eq(cnt_j + 1), iw.eq(iw + ac.stride),
+                             pix_addr.eq(pix_addr + ac.a_col)]
+            with m.Elif(~last_i):
+                m.d.sync += [cnt_j.eq(0), cnt_i.eq(cnt_i + 1), ih.eq(ih + ac.stride), iw.eq(iw_f),
+                             wrow.eq(wrow + ac.a_row), pix_addr.eq(wrow + ac.a_row)]
+            with m.Elif(~last_f):
+                m.d.sync += [cnt_j.eq(0), cnt_i.eq(0), cnt_f.eq(cnt_f + 1), ih.eq(ih_e),
+                             iw_f.eq(iw_f + ac.pks), iw.eq(iw_f + ac.pks),
+                             win.eq(win + ac.a_pcol), wrow.eq(win + ac.a_pcol),
+                             pix_addr.eq(win + ac.a_pcol)]
             with m.Elif(~last_e):
-                m.d.sync += [cnt_f.eq(0), cnt_e.eq(cnt_e + 1), ih.eq(ih + ins.stride),
-                             iw.eq(iw_s), row_addr.eq(row_addr + ins.a_row),
-                             pix_addr.eq(row_addr + ins.a_row)]
+                nxt = prow + ac.a_prow
+                m.d.sync += [cnt_j.eq(0), cnt_i.eq(0), cnt_f.eq(0), cnt_e.eq(cnt_e + 1),
+                             ih_e.eq(ih_e + ac.pks), ih.eq(ih_e + ac.pks), iw_f.eq(iw_s),
+                             iw.eq(iw_s), prow.eq(nxt), win.eq(nxt), wrow.eq(nxt),
+                             pix_addr.eq(nxt)]
             with m.Else():
-                m.d.sync += [cnt_f.eq(0), cnt_e.eq(0)]
+                m.d.sync += [cnt_j.eq(0), cnt_i.eq(0), cnt_f.eq(0), cnt_e.eq(0)]
                 with m.If(~last_g | ~last_s):      # next (s, g): the address moves by one word
-                    m.d.sync += [kt_addr.eq(kt_addr + 1), row_addr.eq(kt_addr + 1),
-                                 pix_addr.eq(kt_addr + 1), ih.eq(ih_r)]
+                    nxt = kt_addr + 1
+                    m.d.sync += [kt_addr.eq(nxt), prow.eq(nxt), win.eq(nxt), wrow.eq(nxt),
+                                 pix_addr.eq(nxt), ih_e.eq(ih_r), ih.eq(ih_r)]
                     with m.If(~last_g):
-                        m.d.sync += [cnt_g.eq(cnt_g + 1), iw.eq(iw_s)]
+                        m.d.sync += [cnt_g.eq(cnt_g + 1), iw_f.eq(iw_s), iw.eq(iw_s)]
                     with m.Else():
                         m.d.sync += [cnt_g.eq(0), cnt_s.eq(cnt_s + 1), iw_s.eq(iw_s + 1),
-                                     iw.eq(iw_s + 1)]
+                                     iw_f.eq(iw_s + 1), iw.eq(iw_s + 1)]
                 with m.Elif(~last_r):
-                    nxt = r_base + ins.a_line
+                    nxt = r_base + ac.a_line
                     m.d.sync += [cnt_g.eq(0), cnt_s.eq(0), cnt_r.eq(cnt_r + 1),
-                                 r_base.eq(nxt), kt_addr.eq(nxt), row_addr.eq(nxt),
-                                 pix_addr.eq(nxt), ih_r.eq(ih_r + 1), ih.eq(ih_r + 1),
-                                 iw_s.eq(-ins.pad), iw.eq(-ins.pad)]
+                                 r_base.eq(nxt), kt_addr.eq(nxt), prow.eq(nxt), win.eq(nxt),
+                                 wrow.eq(nxt), pix_addr.eq(nxt), ih_r.eq(ih_r + 1),
+                                 ih_e.eq(ih_r + 1), ih.eq(ih_r + 1),
+                                 iw_s.eq(-ac.pad), iw_f.eq(-ac.pad), iw.eq(-ac.pad)]
                 with m.Else():
-                    m.d.sync += a_left.eq(0)
+                    # the next CONV follows without a gap unless it waits
+                    m.d.comb += a_take.eq(aq.r_rdy & ~aq_d.dep & (aq_d.op == Op.CONV))
+                    with m.If(~a_take):
+                        m.d.sync += a_left.eq(0)
 
-        # ---------------------------------------------------------------------
-        # Accumulation: result beat n of tile k adds into acc[pixel].
+        # MAXPOOL, run by the same unit on the same read port
+        pool = _Pooling(m, ac, act_rp, P, ab) if cfg.maxpool else None
+        pool_run = Signal()             # a MAXPOOL is in progress
+        if pool is not None:
+            with m.If(pool_run & ~pool.left & ~pool._d_ok & ~pool.w_ok):
+                m.d.sync += pool_run.eq(0)
+                m.d.comb += fin_inc.eq(1)
+
+        a_free = Signal()
+        m.d.comb += a_free.eq(~a_left & ~pool_run)
+        a_dep_ok = Signal()
+        # MAXPOOL always waits: it reads and writes the activation banks alone
+        m.d.comb += a_dep_ok.eq((~aq_d.dep & (aq_d.op == Op.CONV)) | (finished == aq_d.seq))
+        with m.If(a_free & aq.r_rdy & a_dep_ok):
+            if pool is not None:
+                with m.If(aq_d.op == Op.MAXPOOL):
+                    m.d.comb += [aq.r_en.eq(1), start_inc.eq(1)]
+                    m.d.sync += [ac.eq(aq_d), pool_run.eq(1)]
+                    pool.start(m, aq_d)
+                with m.Else():
+                    m.d.comb += a_take.eq(1)
+            else:
+                m.d.comb += a_take.eq(1)
+        with m.If(a_take):
+            m.d.comb += [aq.r_en.eq(1), start_inc.eq(1)]
+            m.d.sync += a_init(aq_d)
+            m.d.sync += a_left.eq(1)
+        cur_layer = Signal(8)
+        with m.If(aq.r_en):
+            m.d.sync += cur_layer.eq(aq_d.layer)
+        m.d.comb += self.layer.eq(cur_layer)
+        m.d.comb += [core_act_r_addr.eq(Cat(pix_addr, ac.bank_in)), core_act_r_en.eq(a_issue)]
+        if pool is not None:
+            with m.If(pool.left):
+                m.d.comb += [core_act_r_addr.eq(Cat(pool.addr, ac.bank_in)),
+                             core_act_r_en.eq(1)]
+            with m.If(pool.w_ok):
+                m.d.comb += [core_act_w_addr.eq(Cat(pool.out, ac.bank_out)),
+                             core_act_w_data.eq(pool.max.as_value()), core_act_w_en.eq(1)]
+
+        # =====================================================================
+        # Drain: result beat n of tile k adds into acc[pixel]; the last tile's
+        # beats go to post-processing instead.
+        dc = Signal(D_DESC)
+        d_have = Signal()                # dc holds the instruction whose beats arrive
+        r_pix, r_kt = Signal(16), Signal(16)
+        wcnt = Signal(8)                 # pixel within the pooling window
+        o_addr = Signal(ab)              # output word of the current window
+        pk2 = Signal(8)
         m.d.comb += array.result.ready.eq(1)
-        r_pix, r_kt = Signal(range(cfg.acc_depth + 1)), Signal(16)
-        s1_valid, s1_first = Signal(), Signal()
+        res_fire = array.result.valid
+        d_take = Signal()
+        with m.If(~d_have & dq.r_rdy):
+            m.d.comb += d_take.eq(1)
+        s1_valid, s1_first, s1_last, s1_out, s1_end = Signal(), Signal(), Signal(), Signal(), Signal()
+        s1_pfirst = Signal()
         s1_pix = Signal(range(max(2, cfg.acc_depth)))
         s1_val = Signal(array.result.payload.shape())
-        res_fire = array.result.valid
+        s1_oaddr = Signal(ab)
+        is_last = Signal()
+        m.d.comb += is_last.eq(r_kt + 1 == dc.kt)
         m.d.comb += [a_rp.addr.eq(r_pix), a_rp.en.eq(1)]
-        m.d.sync += [s1_valid.eq(res_fire), s1_first.eq(r_kt == 0), s1_pix.eq(r_pix),
-                     s1_val.eq(array.result.payload)]
-        acc_done = Signal()
+        m.d.sync += [s1_valid.eq(res_fire), s1_first.eq(r_kt == 0), s1_last.eq(is_last),
+                     s1_pix.eq(r_pix), s1_val.eq(array.result.payload),
+                     s1_pfirst.eq(wcnt == 0), s1_out.eq(res_fire & is_last & (wcnt + 1 == pk2)),
+                     s1_end.eq(res_fire & is_last & (r_pix + 1 == dc.pixels)),
+                     s1_oaddr.eq(o_addr)]
+        # descriptor fields the post pipeline carries along
+        carry = data.StructLayout({"zp": signed(8), "qmin": signed(8), "qmax": signed(8),
+                                   "bank": unsigned(1), "release": unsigned(1),
+                                   "wbank": unsigned(1)})
+        s1_c = Signal(carry)
+        m.d.sync += [s1_c.zp.eq(dc.out_zp), s1_c.qmin.eq(dc.qmin), s1_c.qmax.eq(dc.qmax),
+                     s1_c.bank.eq(dc.bank_out), s1_c.release.eq(dc.release & ~dc.resident),
+                     s1_c.wbank.eq(dc.wbank)]
         with m.If(res_fire):
-            with m.If(r_pix + 1 == pixels):
+            with m.If(is_last):
+                with m.If(wcnt + 1 == pk2):
+                    m.d.sync += [wcnt.eq(0), o_addr.eq(o_addr + dc.ng)]
+                with m.Else():
+                    m.d.sync += wcnt.eq(wcnt + 1)
+            with m.If(r_pix + 1 == dc.pixels):
                 m.d.sync += [r_pix.eq(0), r_kt.eq(r_kt + 1)]
-                with m.If(r_kt + 1 == kt_total):
-                    m.d.sync += acc_done.eq(1)
+                with m.If(is_last):
+                    m.d.comb += d_take.eq(dq.r_rdy)
+                    with m.If(~dq.r_rdy):
+                        m.d.sync += d_have.eq(0)
             with m.Else():
                 m.d.sync += r_pix.eq(r_pix + 1)
+        with m.If(d_take):
+            m.d.comb += dq.r_en.eq(1)
+            m.d.sync += [dc.eq(dq_d), d_have.eq(1), r_pix.eq(0), r_kt.eq(0), wcnt.eq(0),
+                         o_addr.eq(dq_d.out_base + dq_d.ngi), pk2.eq(dq_d.pk * dq_d.pk)]
+        # parameters of the beat's group: read now, used at s1
+        m.d.comb += [p_rp.addr.eq(Cat(dc.p_off[:self._gbits], dc.wbank)), p_rp.en.eq(1)]
+
         old = Signal(data.ArrayLayout(signed(32), P))
         new = Signal(data.ArrayLayout(signed(32), P))
         m.d.comb += old.as_value().eq(a_rp.data)
         for j in range(P):
             m.d.comb += new[j].eq(Mux(s1_first, s1_val[j], old[j] + s1_val[j]))
-        post_addr = Signal(range(cfg.acc_depth + 1))
-        post_rd = Signal()      # the FSM's post-processing states own the read port
-        m.d.comb += [a_wp.addr.eq(s1_pix), a_wp.data.eq(new.as_value()), a_wp.en.eq(s1_valid)]
-        with m.If(post_rd):
-            m.d.comb += a_rp.addr.eq(post_addr)
+        m.d.comb += [a_wp.addr.eq(s1_pix), a_wp.data.eq(new.as_value()),
+                     a_wp.en.eq(s1_valid & ~s1_last)]
 
-        # ---------------------------------------------------------------------
-        # Post-processing, one lane per cycle: bias, requantize, clamp.
-        q_pix, q_lane = Signal(range(cfg.acc_depth + 1)), Signal(range(P))
-        q_run = Signal()
-        accw = Signal(data.ArrayLayout(signed(32), P))
-        fresh = Signal(data.ArrayLayout(signed(32), P))
-        m.d.comb += fresh.as_value().eq(a_rp.data)
-        x = Signal(signed(32))
-        word = Signal(data.ArrayLayout(signed(32), P))
-        m.d.comb += word.as_value().eq(Mux(q_lane == 0, fresh.as_value(), accw.as_value()))
-        m.d.comb += x.eq(word[q_lane])
-        # The parameter entry of lane q_lane is read the cycle before: the
-        # address runs one lane ahead (wrapping to lane 0 for the next pixel).
-        entry = Signal(PARAM_STORE)
-        next_lane = Signal(range(P))
-        m.d.comb += [next_lane.eq(Mux(q_run, Mux(q_lane == P - 1, 0, q_lane + 1), q_lane)),
-                     p_rp.addr.eq(Cat((ins.p_off + next_lane)[:self._pbits], ins.wbank)),
-                     p_rp.en.eq(1), entry.eq(p_rp.data)]
-        s2_v, s2_m, s2_s = Signal(signed(32)), Signal(unsigned(31)), Signal(unsigned(6))
-        s2_ok, s2_lane = Signal(), Signal(range(P))
-        s3_p, s3_s = Signal(signed(63)), Signal(unsigned(6))
-        s3_ok, s3_lane = Signal(), Signal(range(P))
-        s4_y = Signal(signed(SAT_BITS))  # saturated: the clamp to int8 is unchanged
-        s4_ok, s4_lane = Signal(), Signal(range(P))
-        out_word = Signal(data.ArrayLayout(signed(8), P))
-        out_addr = Signal(ab)
-        m.d.sync += [
-            s2_v.eq(x + entry.bias), s2_m.eq(entry.mult), s2_s.eq(entry.shm1),
-            s2_ok.eq(q_run), s2_lane.eq(q_lane),
-            s3_p.eq(s2_v * s2_m), s3_s.eq(s2_s), s3_ok.eq(s2_ok), s3_lane.eq(s2_lane),
-            s4_ok.eq(s3_ok), s4_lane.eq(s3_lane),
-        ]
-        # round half up: floor((p + 2**(s-1)) / 2**s) == (floor(p / 2**(s-1)) + 1) >> 1
-        rounding = Signal(signed(63))
-        m.d.comb += rounding.eq(((s3_p >> s3_s) + 1) >> 1)
-        top = rounding[SAT_BITS - 1:]
-        fits = (top == 0) | (top == (1 << len(top)) - 1)
+        # =====================================================================
+        # Vector post-processing, P lanes per cycle: bias, requantize, clamp,
+        # then the running max of the pooling window.
+        par = Signal(data.ArrayLayout(PARAM_STORE, P))
+        m.d.comb += par.eq(p_rp.data)
+        s2_ok, s2_pfirst, s2_out, s2_end = Signal(), Signal(), Signal(), Signal()
+        s2_oaddr = Signal(ab)
+        s2_c = Signal(carry)
+        s2_v = Signal(data.ArrayLayout(signed(32), P))
+        s2_m = Signal(data.ArrayLayout(unsigned(31), P))
+        s2_s = Signal(data.ArrayLayout(unsigned(6), P))
+        s3_ok, s3_pfirst, s3_out, s3_end = Signal(), Signal(), Signal(), Signal()
+        s3_oaddr = Signal(ab)
+        s3_c = Signal(carry)
+        s3_p = Signal(data.ArrayLayout(signed(63), P))
+        s3_s = Signal(data.ArrayLayout(unsigned(6), P))
+        s4_ok, s4_pfirst, s4_out, s4_end = Signal(), Signal(), Signal(), Signal()
+        s4_oaddr = Signal(ab)
+        s4_c = Signal(carry)
+        s4_y = Signal(data.ArrayLayout(signed(SAT_BITS), P))
+        m.d.sync += [s2_ok.eq(s1_valid & s1_last), s2_pfirst.eq(s1_pfirst), s2_out.eq(s1_out),
+                     s2_end.eq(s1_end), s2_oaddr.eq(s1_oaddr), s2_c.eq(s1_c),
+                     s3_ok.eq(s2_ok), s3_pfirst.eq(s2_pfirst), s3_out.eq(s2_out),
+                     s3_end.eq(s2_end), s3_oaddr.eq(s2_oaddr), s3_c.eq(s2_c),
+                     s4_ok.eq(s3_ok), s4_pfirst.eq(s3_pfirst), s4_out.eq(s3_out),
+                     s4_end.eq(s3_end), s4_oaddr.eq(s3_oaddr), s4_c.eq(s3_c)]
         lim = 1 << (SAT_BITS - 1)
-        m.d.sync += s4_y.eq(Mux(fits, rounding, Mux(rounding < 0, -lim, lim - 1)))
-        z = Signal(signed(SAT_BITS + 1))
-        zc = Signal(signed(8))
-        m.d.comb += z.eq(s4_y + ins.out_zp)
-        m.d.comb += zc.eq(Mux(z < ins.qmin, ins.qmin, Mux(z > ins.qmax, ins.qmax, z)))
-        final = Signal(data.ArrayLayout(signed(8), P))
-        m.d.comb += final.eq(out_word)
+        pmax = Signal(data.ArrayLayout(signed(8), P))
+        res = Signal(data.ArrayLayout(signed(8), P))
         for j in range(P):
-            with m.If(s4_lane == j):
-                m.d.comb += final[j].eq(zc)
+            m.d.sync += [s2_v[j].eq(new[j] + par[j].bias), s2_m[j].eq(par[j].mult),
+                         s2_s[j].eq(par[j].shm1),
+                         s3_p[j].eq(s2_v[j] * s2_m[j]), s3_s[j].eq(s2_s[j])]
+            # round half up: floor((p + 2**(s-1)) / 2**s) == (floor(p / 2**(s-1)) + 1) >> 1
+            rounding = Signal(signed(63), name=f"rounding{j}")
+            m.d.comb += rounding.eq(((s3_p[j] >> s3_s[j]) + 1) >> 1)
+            top = rounding[SAT_BITS - 1:]
+            fits = (top == 0) | (top == (1 << len(top)) - 1)
+            m.d.sync += s4_y[j].eq(Mux(fits, rounding, Mux(rounding < 0, -lim, lim - 1)))
+            z = Signal(signed(SAT_BITS + 1), name=f"z{j}")
+            zc = Signal(signed(8), name=f"zc{j}")
+            m.d.comb += [z.eq(s4_y[j] + s4_c.zp),
+                         zc.eq(Mux(z < s4_c.qmin, s4_c.qmin, Mux(z > s4_c.qmax, s4_c.qmax, z))),
+                         res[j].eq(Mux(s4_pfirst | (zc > pmax[j]), zc, pmax[j]))]
         with m.If(s4_ok):
-            m.d.sync += out_word.eq(final)
-        post_w = Signal()
-        m.d.comb += post_w.eq(s4_ok & (s4_lane == P - 1))
-        with m.If(q_run):
-            with m.If(q_lane == 0):
-                m.d.sync += accw.eq(fresh)
-            with m.If(q_lane == P - 1):
-                m.d.sync += [q_lane.eq(0), q_pix.eq(q_pix + 1)]
-                with m.If(q_pix + 1 == pixels):
-                    m.d.sync += q_run.eq(0)
-            with m.Else():
-                m.d.sync += q_lane.eq(q_lane + 1)
-        # the next pixel's accumulator word is read while its last lane runs
-        m.d.comb += post_addr.eq(Mux(q_run & (q_lane == P - 1), q_pix + 1, q_pix))
-
-        pool = _Pooling(m, ins, act_rp, P, self._abits) if cfg.maxpool else None
-
-        # ---------------------------------------------------------------------
-        # Sequencing
-        with m.FSM(name="core"):
-            with m.State("IDLE"):
-                with m.If(self.cmd.valid):
-                    m.d.sync += busy.eq(1)
-                    if cfg.maxpool:
-                        with m.If(self.cmd.payload.op == Op.MAXPOOL):
-                            m.next = "POOL_START"
-                        with m.Else():
-                            m.next = "CONV_START"
-                    else:
-                        m.next = "CONV_START"
-            with m.State("CONV_START"):
-                start = ins.a_start
-                m.d.sync += [
-                    w_idx.eq(0), w_left.eq(1),
-                    cnt_r.eq(0), cnt_s.eq(0), cnt_g.eq(0), cnt_e.eq(0), cnt_f.eq(0),
-                    r_base.eq(start), kt_addr.eq(start), row_addr.eq(start), pix_addr.eq(start),
-                    ih_r.eq(-ins.pad), ih.eq(-ins.pad), iw_s.eq(-ins.pad), iw.eq(-ins.pad),
-                    a_left.eq(1), r_pix.eq(0), r_kt.eq(0), acc_done.eq(0),
-                    q_pix.eq(0), q_lane.eq(0), out_addr.eq(ins.out_base + ins.ngi),
-                ]
-                m.next = "CONV_RUN"
-            with m.State("CONV_RUN"):
-                # the last result's accumulate write happens the cycle after acc_done
-                with m.If(acc_done & ~s1_valid):
-                    m.next = "POST_PRIME"
-            with m.State("POST_PRIME"):
-                m.d.comb += post_rd.eq(1)
-                m.d.sync += q_run.eq(1)
-                m.next = "POST"
-            with m.State("POST"):
-                m.d.comb += post_rd.eq(1)
-                with m.If(~q_run & ~s2_ok & ~s3_ok & ~s4_ok):
-                    m.d.sync += busy.eq(0)
-                    m.next = "IDLE"
-            if pool is not None:
-                pool.states(m, busy)
-
-        # Core-side activation accesses: CONV reads through the feeder, pooling
-        # reads its windows; post-processing and pooling write results.
-        if pool is not None:
-            with m.If(pool.left):
-                m.d.comb += [core_act_r_addr.eq(Cat(pool.addr, ins.bank_in)),
-                             core_act_r_en.eq(1)]
-        with m.If(post_w):
-            m.d.comb += [core_act_w_addr.eq(Cat(out_addr[:self._abits], ins.bank_out)),
-                         core_act_w_data.eq(final.as_value()), core_act_w_en.eq(1)]
-            m.d.sync += out_addr.eq(out_addr + ins.ng)
-        if pool is not None:
-            with m.If(pool.w_ok):
-                m.d.comb += [core_act_w_addr.eq(Cat(pool.out, ins.bank_out)),
-                             core_act_w_data.eq(pool.max.as_value()), core_act_w_en.eq(1)]
+            m.d.sync += pmax.eq(res)
+        with m.If(s4_ok & s4_out):
+            m.d.comb += [core_act_w_addr.eq(Cat(s4_oaddr, s4_c.bank)),
+                         core_act_w_data.eq(res.as_value()), core_act_w_en.eq(1)]
+        with m.If(s4_ok & s4_end):
+            m.d.comb += fin_inc.eq(1)
+        m.d.comb += [self.release.valid.eq(s4_ok & s4_end & s4_c.release),
+                     self.release.payload.eq(s4_c.wbank)]
         return m
-

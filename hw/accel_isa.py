@@ -14,16 +14,22 @@ code   name         effect
 0x02   STORE_ACT    activation bank ``bank_in`` at ``in_base`` -> DRAM
                     ``dram_addr``, ``words`` buffer words (blocking: waits
                     until DRAM acknowledged every write)
-0x03   LOAD_BLOCK   DRAM ``dram_addr`` -> weight bank ``wbank`` (``words``
-                    words of P bytes), then DRAM ``p_dram_addr`` -> parameter
-                    bank ``wbank`` (``p_words`` entries of bias, multiplier,
+0x03   LOAD_BLOCK   DRAM ``dram_addr`` -> weight bank ``wbank`` at word
+                    ``w_off`` (``words`` words of P bytes), then DRAM
+                    ``p_dram_addr`` -> parameter bank ``wbank`` at group
+                    ``p_off`` (``p_words`` entries of bias, multiplier,
                     shift).  Non-blocking: runs in the background once the
-                    bank is free; the bank becomes *full* when done
-0x04   CONV         one output-channel group of a convolution (a fully
-                    connected layer is a convolution over a 1 x 1 or H x W
-                    map); waits until ``wbank`` is full; ``release`` frees it
-                    at the end
-0x05   MAXPOOL      lane-wise int8 maximum over ``kr`` x ``kr`` windows
+                    bank is free (``resident``: at once); the bank becomes
+                    *full* when done
+0x04   CONV         one output-channel group of a convolution over a tile
+                    of ``e`` output rows (a fully connected layer is a
+                    convolution over a 1 x 1 or H x W map, or a 1 x 1 one
+                    over a 1 x B map of B samples); waits until ``wbank`` is
+                    full (``resident``: no wait); ``release`` frees it at the
+                    end; ``dep``: starts once every earlier instruction has
+                    finished; ``pk``: fused pk x pk max pooling
+0x05   MAXPOOL      lane-wise int8 maximum over ``kr`` x ``kr`` windows (waits
+                    for every earlier instruction)
 =====  ===========  ========================================================
 
 Any other opcode, or a DRAM address that is not a multiple of the bus width
@@ -55,7 +61,10 @@ INSTRUCTION = data.StructLayout({
     "bank_out": unsigned(1),     # activation bank written (CONV, MAXPOOL)
     "wbank": unsigned(1),        # weight/parameter bank (LOAD_BLOCK, CONV)
     "release": unsigned(1),      # CONV: free wbank when done
-    "_flags": unsigned(4),
+    "dep": unsigned(1),          # CONV / MAXPOOL: wait until every earlier one has finished
+    "resident": unsigned(1),     # LOAD_BLOCK: no bank wait (weights stay on chip);
+                                 # CONV: its weight bank is resident (no wait, no release)
+    "_flags": unsigned(2),
     "stride": unsigned(4),
     "pad": unsigned(4),
     "kr": unsigned(4),           # kernel rows (CONV, MAXPOOL window)
@@ -88,6 +97,12 @@ INSTRUCTION = data.StructLayout({
     "kt": unsigned(16),          # weight tiles KR * KS * CG
     "pixels": unsigned(16),      # output pixels E * F
     "w_words": unsigned(16),     # weight words KT * P
+    # Output-pixel tiles and fused max pooling (CONV):
+    "ih0": signed(12),           # input row of the tile's first output row: e0 * stride - pad
+    "pk": unsigned(4),           # fused max pooling: pk x pk windows, stride pk (1: none)
+    "pks": unsigned(8),          # pk * stride
+    "a_pcol": unsigned(16),      # pk * a_col         (next pooled column)
+    "a_prow": unsigned(16),      # pk * a_row         (next pooled row)
 })
 
 INSTRUCTION_BITS = 512

@@ -124,19 +124,11 @@ def read_reg(name: str, index: int = 0):
     return (yield from read_words(REGS[name] + 4 * index, 1, space="reg"))[0]
 
 
-def infer(program, x_int, *, load: bool = True, max_polls: int = 100_000):
-    """One inference on the board: (int8 output array, counters dict).
-
-    ``load``: write the whole DRAM image first (once per power-up is enough).
-    Starts with CTRL = 0b101 (start, interrupt enable: the done LED), polls
-    STATUS until done, raises :class:`AccelError` on an accelerator error.
-    """
-    if load:
-        yield from write_bytes(0, program.image())
-    addr, _ = program.regions["input"]
-    yield from write_bytes(addr, program.input_bytes(x_int))
-    yield from write_reg("PROG_BASE", program.regions["program"][0])
-    yield from write_reg("PROG_LEN", len(program.instructions))
+def _run_program(base: int, n: int, max_polls: int):
+    """Start the program at DRAM ``base`` (``n`` instructions), poll STATUS
+    until done; :class:`AccelError` on an accelerator error."""
+    yield from write_reg("PROG_BASE", base)
+    yield from write_reg("PROG_LEN", n)
     yield from write_reg("CTRL", 0b101)
     for _ in range(max_polls):
         status = yield from read_reg("STATUS")
@@ -148,6 +140,25 @@ def infer(program, x_int, *, load: bool = True, max_polls: int = 100_000):
         code = (status >> 8) & 0xFF
         pc = yield from read_reg("ERR_PC")
         raise AccelError(f"accelerator error {code} ({ERRORS.get(code, '?')}) at instruction {pc}")
+
+
+def infer(program, x_int, *, load: bool = True, max_polls: int = 100_000):
+    """One inference on the board: (int8 output array, counters dict).
+
+    ``load``: write the whole DRAM image first (once per power-up is
+    enough), and run the program that loads resident weights, if the build
+    has one.  Starts with CTRL = 0b101 (start, interrupt enable: the done
+    LED), polls STATUS until done, raises :class:`AccelError` on an
+    accelerator error.
+    """
+    if load:
+        yield from write_bytes(0, program.image())
+        if program.preload:
+            yield from _run_program(program.regions["preload"][0], len(program.preload), max_polls)
+            yield from write_reg("CTRL", 0b010)
+    addr, _ = program.regions["input"]
+    yield from write_bytes(addr, program.input_bytes(x_int))
+    yield from _run_program(program.regions["program"][0], len(program.instructions), max_polls)
     oaddr, osize = program.regions["output"]
     y = program.output_from((yield from read_bytes(oaddr, osize)))
     counters = {}

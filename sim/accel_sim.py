@@ -106,16 +106,22 @@ def run_inputs(build, xq, *, sim: str | None = None, pause: float = 0.0, seed: i
 
     xq = np.asarray(xq, dtype=np.int64).reshape(-1, *build.qnet.input_shape)
     prog = build.program
-    want = np.asarray(golden_run(build.qnet, xq)[-1])
+    B = prog.batch
+    want = np.asarray(golden_run(build.qnet, xq)[-1]).reshape(len(xq), -1)
     model = [L.cycles for L in prog.layers[:prog.config.layers]]
     design = Accelerator(build.config)
+    # a run takes B samples: the last run is padded with copies of the first input
+    runs = -(-len(xq) // B)
+    padded = np.concatenate([xq, np.repeat(xq[:1], runs * B - len(xq), axis=0)])
+    jobs = padded.reshape(runs, B, *build.qnet.input_shape) if B > 1 else padded
     raw = []
+    per = max(1, chunk // B)
     with tempfile.TemporaryDirectory() as d:
         job = Path(d) / "job.pkl"
         with open(job, "wb") as f:
-            pickle.dump({"program": prog, "inputs": xq}, f)
-        for n, first in enumerate(range(0, len(xq), chunk)):
-            count = min(chunk, len(xq) - first)
+            pickle.dump({"program": prog, "inputs": jobs}, f)
+        for n, first in enumerate(range(0, runs, per)):
+            count = min(per, runs - first)
             out = Path(d) / f"res{n}.json"
             run(design, "nnloom.sim.tb.accel_run_tb", sim=sim, testcase="run_inputs",
                 build_status=build_status,
@@ -123,14 +129,21 @@ def run_inputs(build, xq, *, sim: str | None = None, pause: float = 0.0, seed: i
                         "seed": seed, "out": str(out)})
             raw += json.loads(out.read_text())["results"]
             if on_chunk is not None:
-                on_chunk(count)
+                on_chunk(min(count * B, len(xq) - first * B))
     results = []
-    for r, golden in zip(raw, want):
-        output = np.asarray(r["output"], dtype=np.int64).reshape(golden.shape)
-        results.append({"index": r["index"], "output": output, "golden": golden,
-                        "bit_exact": bool(np.array_equal(output, golden)),
-                        "cycles": r["cycles"], "beats": r["beats"], "stalls": r["stalls"],
-                        "layers": r["layers"], "layers_exact": list(r["layers"]) == model})
+    for r in raw:
+        outs = np.asarray(r["output"], dtype=np.int64).reshape(B, -1)
+        for k in range(B):
+            index = r["index"] * B + k
+            if index >= len(xq):
+                break
+            golden = want[index].reshape(prog.output_shape)
+            output = outs[k].reshape(prog.output_shape)
+            results.append({"index": index, "output": output, "golden": golden,
+                            "bit_exact": bool(np.array_equal(output, golden)),
+                            "cycles": r["cycles"], "batch": B, "beats": r["beats"],
+                            "stalls": r["stalls"], "layers": r["layers"],
+                            "layers_exact": list(r["layers"]) == model})
     return results
 
 

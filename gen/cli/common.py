@@ -55,7 +55,8 @@ def add_design_options(ap: argparse.ArgumentParser, *, board_required: bool = Fa
                     help=f"a square P x P array (P = 2, or a multiple of 4 up to 32) instead of "
                          f"the board's plan{'' if board_required else f'; default: the plan, else {DEFAULT_SIDE}'}")
     ap.add_argument("--batch", type=int, default=1,
-                    help="samples per weight tile (1; batching comes with the v2 accelerator)")
+                    help="samples per run: fully connected layers stream them through each "
+                         "weight tile (1..256, default 1)")
 
 
 def design_options(args) -> dict:
@@ -76,7 +77,7 @@ def design_options(args) -> dict:
 
 
 def check_options_batch(batch) -> int:
-    """``--batch``: 1, else a :class:`UsageError` of one line."""
+    """``--batch``: 1..256, else a :class:`UsageError` of one line."""
     from nnloom.gen.accelerator import check_batch
     from nnloom.hw.errors import InputError
 

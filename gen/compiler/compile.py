@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnloom.gen.frontend import QuantizedNetwork
-from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.accel_core import AccelConfig, Tile
 from nnloom.hw.accel_isa import INSTRUCTION, INSTRUCTION_BITS, PARAM_ENTRY, Op
 from nnloom.hw.packing import pack
 from nnloom.hw.errors import InputError
@@ -66,14 +66,19 @@ class Program:
     output_shape: tuple = ()
     input_words: int = 0
     output_words: int = 0
+    batch: int = 1
+    preload: list = field(default_factory=list)     # resident weights: run once first
+    input_pack: tuple | None = None     # (KS, pad, F): the first conv's columns packed
 
     @property
     def size(self) -> int:
         return max(a + n for a, n in self.regions.values())
 
-    def program_bytes(self) -> bytes:
+    def program_bytes(self, instructions=None) -> bytes:
+        """The packed instructions (default: the inference program)."""
+        seq = self.instructions if instructions is None else instructions
         return b"".join(pack(INSTRUCTION, i).to_bytes(INSTRUCTION_BITS // 8, "little")
-                        for i in self.instructions)
+                        for i in seq)
 
     def image(self) -> bytes:
         """The DRAM image (input and output regions zero)."""
@@ -85,15 +90,24 @@ class Program:
         return bytes(img)
 
     def input_bytes(self, x) -> bytes:
-        """An int8 input sample (network input shape) in the accelerator's layout."""
-        x = np.asarray(x, dtype=np.int64).reshape(self.input_shape)
+        """An int8 input sample (network input shape; ``[batch, ...]`` when the
+        program's batch is above 1) in the accelerator's layout."""
+        x = np.asarray(x, dtype=np.int64).reshape(self.batch, *self.input_shape)
         c, h, w = chw(self.input_shape)
-        return _pack_map(x.reshape(c, h, w), self.config.size)
+        maps = [v.reshape(c, h, w) for v in x]
+        if self.input_pack is not None:
+            ks, pad, f = self.input_pack
+            maps = [pack_columns(v, ks, pad, f) for v in maps]
+        return b"".join(_pack_map(v, self.config.size) for v in maps)
 
     def output_from(self, raw: bytes) -> np.ndarray:
-        """The output region's bytes -> int8 array of the network's output shape."""
+        """The output region's bytes -> int8 array of the network's output
+        shape (``[batch, ...]`` when the batch is above 1)."""
         c, h, w = chw(self.output_shape)
-        return unpack_map(raw, c, h, w, self.config.size).reshape(self.output_shape)
+        n = self.output_words * self.config.size
+        outs = [unpack_map(raw[b * n:(b + 1) * n], c, h, w, self.config.size)
+                .reshape(self.output_shape) for b in range(self.batch)]
+        return outs[0] if self.batch == 1 else np.stack(outs)
 
     def predicted_cycles(self) -> int:
         """Compute cycles per inference: every layer's exact count (the
@@ -103,7 +117,7 @@ class Program:
     def fetch_cycles(self) -> int:
         """Instruction fetch: each instruction's used bits read one bus
         word per cycle from the program memory, plus one cycle to decode."""
-        return len(self.instructions) * (-(-INSTRUCTION.size // self.config.data_width) + 1)
+        return len(self.instructions) * -(-INSTRUCTION.size // self.config.data_width)
 
     def dram_beats(self) -> int:
         """Bus beats of everything an inference reads or writes in DRAM:
@@ -121,6 +135,15 @@ class Program:
 
 def chw(shape):
     return tuple(shape) if len(shape) == 3 else (shape[0], 1, 1)
+
+
+def pack_columns(x, ks: int, pad: int, f: int) -> np.ndarray:
+    """[C, H, W] -> [KS * C, H, F]: channel ``s * C + c`` of pixel (h, j) is
+    ``x[c, h, j + s - pad]`` (zero outside the map)."""
+    c, h, w = x.shape
+    xp = np.zeros((c, h, w + 2 * pad + ks), dtype=x.dtype)
+    xp[:, :, pad:pad + w] = x
+    return np.concatenate([xp[:, :, s:s + f] for s in range(ks)], axis=0)
 
 
 def _pack_map(x, P) -> bytes:
@@ -224,42 +247,91 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
                         "conv, fc, maxpool, flatten (ReLU fused into conv/fc)")
     del flat_from
 
+    # -- the first layer's kernel columns packed into the channels: a conv on
+    # few channels (C * KS lanes fit fewer words than KS * ceil(C / P))
+    # reads an input laid out as X'[s*C + c, h, f] = x[c, h, f + s - pad]
+    # and becomes a KR x 1 conv over it, with KS times fewer weight tiles
+    # (Program.input_bytes lays the input out so)
+    input_pack = None
+    if ops and ops[0][0] == "conv" and ops[0][2]["ql"].kind == "conv":
+        kind, i, d = ops[0]
+        C, KS = d["c"], d["ks"]
+        if (d["stride"] == 1 and KS > 1 and KS * C <= 255
+                and math.ceil(KS * C / P) < KS * math.ceil(C / P)):
+            w = d["w"]
+            d.update(w=np.transpose(w, (0, 3, 1, 2)).reshape(w.shape[0], KS * C, w.shape[2], 1),
+                     c=KS * C, ks=1, w_=d["f"], padc=0)
+            input_pack = (KS, d["pad"], d["f"])
+    for kind, i, d in ops:
+        d.setdefault("padc", d.get("pad", 0))
+
+    # -- fused max pooling: a conv directly followed by a k x k, stride-k pool
+    fused = set()
+    for n in range(len(ops) - 1):
+        kind, i, d = ops[n]
+        nk, ni, nd = ops[n + 1]
+        if (kind == "conv" and nk == "maxpool" and nd["k"] == nd["stride"] and nd["k"] <= 15
+                and nd["e"] == d["e"] // nd["k"] and nd["f"] == d["f"] // nd["k"]):
+            d["pk"] = nd["k"]
+            fused.add(n + 1)
+    for kind, i, d in ops:
+        d.setdefault("pk", 1)
+
     # -- activation buffers ------------------------------------------------------
+    B = config.batch
+
     def words(shp):
         c, h, w = shp
         return h * w * math.ceil(c / P)
 
     in_words = words(chw(qnet.input_shape))
+    if input_pack is not None:
+        d0 = ops[0][2]
+        in_words = words((d0["c"], d0["h"], d0["w_"]))
+    for n, (kind, i, d) in enumerate(ops):
+        if kind in ("conv", "maxpool") and n not in fused:
+            out_c = d.get("m", d["c"])
+            oe, of = d["e"] // d["pk"], d["f"] // d["pk"]
+            need = B * max(words((out_c, oe, of)), words((d["c"], d["h"], d["w_"])))
+            if need > config.act_depth:
+                fail(i, qnet.layers[i], f"feature maps of {B} sample(s) need {need} words; an "
+                                        f"activation bank holds {config.act_depth}")
+    if B * in_words > config.act_depth:
+        raise CompileError(f"{where}: input of {B} sample(s) needs {B * in_words} words; an "
+                           f"activation bank holds {config.act_depth}")
+
+    # -- how each conv / fc maps: the fc of a batch is a 1 x 1 CONV over a
+    # 1 x B map whose pixels are the samples' flattened inputs
     for kind, i, d in ops:
-        if kind in ("conv", "maxpool"):
-            need = words((d.get("m", d["c"]), d["e"], d["f"]))
-            if max(need, words((d["c"], d["h"], d["w_"]))) > config.act_depth:
-                fail(i, qnet.layers[i], f"feature map needs {max(need, words((d['c'], d['h'], d['w_'])))} "
-                                        f"words; an activation bank holds {config.act_depth}")
-        if kind == "conv" and d["e"] * d["f"] > config.acc_depth:
-            fail(i, qnet.layers[i], f"{d['e'] * d['f']} output pixels; the accumulator holds "
-                                    f"{config.acc_depth}")
-    if in_words > config.act_depth:
-        raise CompileError(f"{where}: input needs {in_words} words; an activation bank holds "
-                           f"{config.act_depth}")
+        if kind != "conv":
+            continue
+        d["cg"] = math.ceil(d["c"] / P)
+        d["ng"] = math.ceil(d["m"] / P)
+        d["batched"] = d["ql"].kind == "fc" and B > 1
+        if d["batched"]:
+            cgf = d["h"] * d["w_"] * d["cg"]
+            if cgf > 255:
+                fail(i, qnet.layers[i], f"a batched fully connected layer reads {cgf} words per "
+                                        "sample; the instruction's cg field holds 255 (use --batch 1)")
+            d["cgf"] = cgf
+        d["kt"] = d["kr"] * d["ks"] * d["cg"]
+        pix = (1 if d["batched"] else d["f"] // d["pk"] * d["pk"] ** 2)
+        if pix > config.acc_depth:
+            what = ("a row of output pixels" if not d["batched"] else "a sample")
+            fail(i, qnet.layers[i], f"{what} needs {pix} accumulator words; the accumulator "
+                                    f"holds {config.acc_depth}")
 
     # -- weight blocks -------------------------------------------------------------
     blocks = []         # dict(layer op index, groups, wwords bytes, params bytes)
     for oi, (kind, i, d) in enumerate(ops):
         if kind != "conv":
             continue
-        cg = math.ceil(d["c"] / P)
-        kt = d["kr"] * d["ks"] * cg
-        ng = math.ceil(d["m"] / P)
-        d.update(cg=cg, kt=kt, ng=ng)
+        cg, kt, ng = d["cg"], d["kt"], d["ng"]
         per_group = kt * P
         if per_group > config.wbuf_depth:
             fail(i, qnet.layers[i], f"one output group needs {per_group} weight words; a weight "
                                     f"bank holds {config.wbuf_depth}")
-        fit = min(config.wbuf_depth // per_group, config.pbuf_depth // P)
-        if fit < 1:
-            fail(i, qnet.layers[i], f"a parameter bank of {config.pbuf_depth} entries cannot hold "
-                                    f"{P} channels")
+        fit = min(config.wbuf_depth // per_group, config.pgroups)
         wpad = np.zeros((ng * P, cg * P, d["kr"], d["ks"]), dtype=np.int64)
         wpad[:d["m"], :d["c"]] = d["w"]
         ql = d["ql"]
@@ -282,91 +354,188 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
                     pbytes += pack(PARAM_ENTRY, entry).to_bytes(16, "little")
             blocks.append(dict(op=oi, groups=groups, w=bytes(wbytes), p=bytes(pbytes)))
 
+    # where each block lives: two banks in turn (streamed), or (resident)
+    # packed into the two banks for good
+    resident = config.resident
+    if resident:
+        used = [[0, 0], [0, 0]]     # per bank: weight words, parameter groups
+        for b in blocks:
+            nw, npg = len(b["w"]) // P, len(b["groups"])
+            for bank in (0, 1):
+                if (used[bank][0] + nw <= config.wbuf_depth
+                        and used[bank][1] + npg <= config.pgroups):
+                    b.update(bank=bank, w_base=used[bank][0], p_base=used[bank][1])
+                    used[bank][0] += nw
+                    used[bank][1] += npg
+                    break
+            else:
+                raise CompileError(
+                    f"{where}: resident weights: {sum(len(x['w']) for x in blocks) // P} weight words "
+                    f"and {sum(len(x['groups']) for x in blocks)} parameter groups do not fit two "
+                    f"banks of {config.wbuf_depth} words and {config.pgroups} groups "
+                    "(use resident = false or larger buffers)")
+    else:
+        for bi, b in enumerate(blocks):
+            b.update(bank=bi % 2, w_base=0, p_base=0)
+
     # -- DRAM layout -------------------------------------------------------------------
-    n_instr_est = 4 + len(blocks) + sum(len(b["groups"]) for b in blocks) + len(ops)
+    n_conv = sum(1 for k, _, _ in ops if k == "conv")
+    n_instr_est = (4 + len(blocks) + len(ops) * B
+                   + sum(len(b["groups"]) for b in blocks) * B * 256 // 1)
     prog = Program(config, qnet.name, [], input_shape=tuple(qnet.input_shape),
                    output_shape=tuple(qnet.layers[-1].out_shape) if qnet.layers
                    else tuple(qnet.input_shape))
-    addr = _align(n_instr_est * INSTRUCTION_BITS // 8)
-    prog.regions["program"] = (0, addr)
+    del n_conv, n_instr_est
     out_words = words(chw(prog.output_shape))
     prog.input_words, prog.output_words = in_words, out_words
-    prog.regions["input"] = (addr, in_words * P)
-    addr = _align(addr + in_words * P)
-    prog.regions["output"] = (addr, out_words * P)
-    addr = _align(addr + out_words * P)
+    prog.batch = B
+    prog.input_pack = input_pack
+
+    # -- instructions ----------------------------------------------------------------------
+    ins = []
+    pre = []            # resident: the program that loads the weights, run once
+
+    def load_block(bi, into):
+        b = blocks[bi]
+        into.append(_instr(op=Op.LOAD_BLOCK, wbank=b["bank"], layer=ops[b["op"]][1],
+                           resident=int(resident), dram_addr=bi, words=len(b["w"]) // P,
+                           w_off=b["w_base"], p_off=b["p_base"],
+                           p_dram_addr=bi, p_words=len(b["p"]) // 16))
+
+    ins.append(_instr(op=Op.LOAD_ACT, bank_in=0, in_base=0, words=B * in_words, dram_addr=-1))
+    if resident:
+        for bi in range(len(blocks)):
+            load_block(bi, pre)
+        pre.append(_instr(op=Op.END))
+    else:
+        for bi in range(min(2, len(blocks))):
+            load_block(bi, ins)
+    bank = 0
+    next_block = 0
+    cur = chw(qnet.input_shape)
+    for oi, (kind, i, d) in enumerate(ops):
+        ql = d["ql"]
+        first = len(ins)
+        if oi in fused:
+            prog.layers.append(LayerInfo(ql.name, "maxpool", first, 0, 0, 0, 0,
+                                         tuple(ql.out_shape)))
+            continue
+        if kind == "conv":
+            tiles = []
+            pk = d["pk"]
+            oe, of = d["e"] // pk, d["f"] // pk
+            ng = d["ng"]
+            in_map = words((d["c"], d["h"], d["w_"]))
+            out_map = oe * of * ng
+            if d["batched"]:
+                cgf = d["cgf"]
+                geo = dict(stride=1, pad=0, kr=1, ks=1, h=1, w=B, cg=cgf, e=1,
+                           a_col=cgf, a_row=B * cgf, a_line=B * cgf, a_pcol=cgf,
+                           a_prow=B * cgf, pks=1, pk=1, ih0=0)
+                per = max(1, min(B, config.acc_depth))
+                spans = [(0, b0, min(per, B - b0)) for b0 in range(0, B, per)]
+                kt = cgf
+            else:
+                st, cgw = d["stride"], d["cg"]
+                geo = dict(stride=st, pad=d["padc"], kr=d["kr"], ks=d["ks"], h=d["h"], w=d["w_"],
+                           cg=cgw, f=of, a_col=st * cgw, a_row=st * d["w_"] * cgw,
+                           a_line=d["w_"] * cgw, pk=pk, pks=pk * st,
+                           a_pcol=pk * st * cgw, a_prow=pk * st * d["w_"] * cgw)
+                rows = max(1, config.acc_depth // (of * pk * pk))
+                spans = [(b, r0, min(rows, oe - r0)) for b in range(B)
+                         for r0 in range(0, oe, rows)]
+                kt = d["kt"]
+            first_conv = True
+            while next_block < len(blocks) and blocks[next_block]["op"] == oi:
+                b = blocks[next_block]
+                for n, g in enumerate(b["groups"]):
+                    for si, (smp, r0, cnt) in enumerate(spans):
+                        last = n == len(b["groups"]) - 1 and si == len(spans) - 1
+                        if d["batched"]:
+                            t = dict(geo, f=cnt, a_start=r0 * d["cgf"], out_base=r0 * ng)
+                            pixels = cnt
+                        else:
+                            e0 = r0 * pk
+                            ih0 = e0 * d["stride"] - d["pad"]
+                            t = dict(geo, e=cnt, ih0=ih0,
+                                     a_start=smp * in_map + ih0 * d["w_"] * d["cg"]
+                                     - d["padc"] * d["cg"],
+                                     out_base=smp * out_map + r0 * of * ng)
+                            pixels = cnt * of * pk * pk
+                        ins.append(_instr(
+                            op=Op.CONV, layer=i, bank_in=bank, bank_out=1 - bank,
+                            dep=int(first_conv), resident=int(resident),
+                            wbank=b["bank"], release=int(last and not resident),
+                            ng=ng, ngi=g, out_zp=ql.out_zp, qmin=ql.qmin, qmax=ql.qmax,
+                            in_base=0, w_off=b["w_base"] + n * kt * P,
+                            p_off=b["p_base"] + n, kt=kt, pixels=pixels, w_words=kt * P, **t))
+                        first_conv = False
+                        tiles.append(Tile(kt, pixels))
+                if not resident and next_block + 2 < len(blocks):
+                    load_block(next_block + 2, ins)
+                next_block += 1
+            count = sum(1 for x in ins[first:] if x["op"] == Op.CONV)
+            macs = B * d["m"] * d["e"] * d["f"] * d["c"] * d["kr"] * d["ks"]
+            prog.layers.append(LayerInfo(ql.name, ql.kind, first, count, macs,
+                                         P * P * sum(t.kt * t.m for t in tiles),
+                                         config.layer_cycles(tiles), tuple(ql.out_shape)))
+            bank = 1 - bank
+        elif kind == "maxpool":
+            cgw = math.ceil(d["c"] / P)
+            in_map = words((d["c"], d["h"], d["w_"]))
+            out_map = words((d["c"], d["e"], d["f"]))
+            for smp in range(B):
+                ins.append(_instr(op=Op.MAXPOOL, layer=i, bank_in=bank, bank_out=1 - bank, dep=1,
+                                  stride=d["stride"], kr=d["k"], ks=d["k"], h=d["h"], w=d["w_"],
+                                  cg=cgw, e=d["e"], f=d["f"], in_base=smp * in_map,
+                                  out_base=smp * out_map, pk=1,
+                                  a_col=d["stride"] * cgw, a_row=d["stride"] * d["w_"] * cgw,
+                                  a_line=d["w_"] * cgw))
+            prog.layers.append(LayerInfo(ql.name, "maxpool", first, B, 0, 0,
+                                         B * config.maxpool_cycles(d["e"], d["f"], cgw, d["k"]),
+                                         tuple(ql.out_shape)))
+            bank = 1 - bank
+        else:
+            prog.layers.append(LayerInfo(ql.name, kind, first, 0, 0, 0, 0, tuple(ql.out_shape)))
+    ins.append(_instr(op=Op.STORE_ACT, bank_in=bank, in_base=0, words=B * out_words,
+                      dram_addr=-2))
+    ins.append(_instr(op=Op.END))
+    if len(ins) > config.imem_depth:
+        raise CompileError(f"{where}: the program has {len(ins)} instructions; the instruction "
+                           f"memory holds {config.imem_depth} (imem_depth)")
+    if len(pre) > config.imem_depth:
+        raise CompileError(f"{where}: the weight-loading program has {len(pre)} instructions; "
+                           f"the instruction memory holds {config.imem_depth} (imem_depth)")
+
+    # DRAM: programs, input, output, then the blocks; addresses patched in
+    addr = 0
+    prog.regions["program"] = (addr, len(ins) * INSTRUCTION_BITS // 8)
+    addr = _align(addr + len(ins) * INSTRUCTION_BITS // 8)
+    if pre:
+        prog.regions["preload"] = (addr, len(pre) * INSTRUCTION_BITS // 8)
+        addr = _align(addr + len(pre) * INSTRUCTION_BITS // 8)
+    prog.regions["input"] = (addr, B * in_words * P)
+    addr = _align(addr + B * in_words * P)
+    prog.regions["output"] = (addr, B * out_words * P)
+    addr = _align(addr + B * out_words * P)
     for bi, b in enumerate(blocks):
         for part in ("w", "p"):
             name = f"block{bi}.{part}"
             prog.regions[name] = (addr, len(b[part]))
             prog.blobs[name] = b[part]
             addr = _align(addr + len(b[part]))
-
-    # -- instructions ----------------------------------------------------------------------
-    ins = prog.instructions
-
-    def load_block(bi):
-        b = blocks[bi]
-        ins.append(_instr(op=Op.LOAD_BLOCK, wbank=bi % 2, layer=ops[b["op"]][1],
-                          dram_addr=prog.regions[f"block{bi}.w"][0], words=len(b["w"]) // P,
-                          p_dram_addr=prog.regions[f"block{bi}.p"][0],
-                          p_words=len(b["p"]) // 16))
-
-    ins.append(_instr(op=Op.LOAD_ACT, bank_in=0, in_base=0, words=in_words,
-                      dram_addr=prog.regions["input"][0]))
-    for bi in range(min(2, len(blocks))):
-        load_block(bi)
-    bank = 0
-    next_block = 0
-    for oi, (kind, i, d) in enumerate(ops):
-        ql = d["ql"]
-        first = len(ins)
-        if kind == "conv":
-            cgw = d["cg"]
-            cycles = 0
-            while next_block < len(blocks) and blocks[next_block]["op"] == oi:
-                b = blocks[next_block]
-                for n, g in enumerate(b["groups"]):
-                    ins.append(_instr(
-                        op=Op.CONV, layer=i, bank_in=bank, bank_out=1 - bank,
-                        wbank=next_block % 2, release=int(n == len(b["groups"]) - 1),
-                        stride=d["stride"], pad=d["pad"], kr=d["kr"], ks=d["ks"],
-                        h=d["h"], w=d["w_"], cg=cgw, e=d["e"], f=d["f"], ng=d["ng"], ngi=g,
-                        out_zp=ql.out_zp, qmin=ql.qmin, qmax=ql.qmax, in_base=0, out_base=0,
-                        w_off=n * d["kt"] * P, p_off=n * P,
-                        a_col=d["stride"] * cgw, a_row=d["stride"] * d["w_"] * cgw,
-                        a_line=d["w_"] * cgw,
-                        a_start=-d["pad"] * (d["w_"] * cgw + cgw),
-                        kt=d["kt"], pixels=d["e"] * d["f"], w_words=d["kt"] * P))
-                    cycles += config.conv_cycles(d["kt"], d["e"] * d["f"])
-                if next_block + 2 < len(blocks):
-                    load_block(next_block + 2)
-                next_block += 1
-            count = sum(1 for x in ins[first:] if x["op"] == Op.CONV)
-            macs = d["m"] * d["e"] * d["f"] * d["c"] * d["kr"] * d["ks"]
-            prog.layers.append(LayerInfo(ql.name, ql.kind, first, count, macs,
-                                         count * d["kt"] * P * P * d["e"] * d["f"], cycles,
-                                         tuple(ql.out_shape)))
-            bank = 1 - bank
-        elif kind == "maxpool":
-            cgw = math.ceil(d["c"] / P)
-            ins.append(_instr(op=Op.MAXPOOL, layer=i, bank_in=bank, bank_out=1 - bank,
-                              stride=d["stride"], kr=d["k"], ks=d["k"], h=d["h"], w=d["w_"],
-                              cg=cgw, e=d["e"], f=d["f"], in_base=0, out_base=0,
-                              a_col=d["stride"] * cgw, a_row=d["stride"] * d["w_"] * cgw,
-                              a_line=d["w_"] * cgw))
-            prog.layers.append(LayerInfo(ql.name, "maxpool", first, 1, 0, 0,
-                                         config.maxpool_cycles(d["e"], d["f"], cgw, d["k"]),
-                                         tuple(ql.out_shape)))
-            bank = 1 - bank
-        else:
-            prog.layers.append(LayerInfo(ql.name, kind, first, 0, 0, 0, 0, tuple(ql.out_shape)))
-    ins.append(_instr(op=Op.STORE_ACT, bank_in=bank, in_base=0, words=out_words,
-                      dram_addr=prog.regions["output"][0]))
-    ins.append(_instr(op=Op.END))
-    assert len(ins) <= n_instr_est, (len(ins), n_instr_est)
-    if len(ins) > config.imem_depth:
-        raise CompileError(f"{where}: the program has {len(ins)} instructions; the instruction "
-                           f"memory holds {config.imem_depth} (imem_depth)")
+    for x in ins + pre:
+        if x["op"] == Op.LOAD_BLOCK:
+            bi = x["dram_addr"]
+            x["dram_addr"] = prog.regions[f"block{bi}.w"][0]
+            x["p_dram_addr"] = prog.regions[f"block{bi}.p"][0]
+        elif x["op"] == Op.LOAD_ACT:
+            x["dram_addr"] = prog.regions["input"][0]
+        elif x["op"] == Op.STORE_ACT:
+            x["dram_addr"] = prog.regions["output"][0]
+    prog.instructions = ins
+    prog.preload = pre
     prog.blobs["program"] = prog.program_bytes()
+    if pre:
+        prog.blobs["preload"] = prog.program_bytes(pre)
     return prog

@@ -257,9 +257,26 @@ def _totals(prog: Program, costs: CostTable) -> dict:
             "energy_pj": pj["energy"], "energy": chosen["energy"], "energy_unit": chosen["unit"]}
 
 
-def _candidate(qnet, P: int, fits) -> tuple[Candidate, InputError | None]:
+def design_candidate(qnet, P: int, fits, batch: int = 1) -> tuple[Candidate, InputError | None]:
+    """The P x P design: with resident weights and with streamed ones (each
+    as :func:`sized` makes it), the faster of those that fit (else the
+    streamed one, which needs the fewest block RAMs, with its reason)."""
+    options = []
+    for resident in (True, False):
+        cand, error = _one_candidate(qnet, P, fits, batch, resident)
+        options.append((cand, error))
+    fitting = [c for c, e in options if c.fits]
+    if fitting:
+        return min(fitting, key=_rank), None
+    compiled = [(c, e) for c, e in options if c.program is not None]
+    if compiled:
+        return compiled[-1]
+    return options[-1]
+
+
+def _one_candidate(qnet, P: int, fits, batch: int, resident: bool):
     try:
-        cfg, prog = sized(qnet, P)
+        cfg, prog = sized(qnet, P, batch=batch, resident=resident)
     except InputError as e:
         text = str(e)
         if text.startswith(f"{qnet.name}:"):
@@ -274,7 +291,8 @@ def _candidate(qnet, P: int, fits) -> tuple[Candidate, InputError | None]:
 
 
 def plan(network, budget: Budget, *, qnet=None, board: str | Board | None = None, fits=None,
-         costs: CostTable = HOROWITZ_45NM, sizes=ARRAY_SIDES, progress=None) -> Plan:
+         costs: CostTable = HOROWITZ_45NM, sizes=ARRAY_SIDES, progress=None,
+         batch: int = 1) -> Plan:
     """The fastest buildable design for ``network`` within ``budget``.
 
     ``board`` names the board (its fit model's device; with ``budget``
@@ -294,7 +312,7 @@ def plan(network, budget: Budget, *, qnet=None, board: str | Board | None = None
     for n, P in enumerate(sizes):
         if progress:
             progress(n, len(sizes))
-        cand, error = _candidate(qnet, P, fits)
+        cand, error = design_candidate(qnet, P, fits, batch)
         cands.append(cand)
         if error is not None:
             errors.append(error)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from nnloom.gen.accelerator import energy_estimate, sized
+from nnloom.gen.accelerator import energy_estimate
 from nnloom.gen.perf import TABLES
 from nnloom.gen.planner import BOARDS, PlanError, plan, planning_qnet
+from nnloom.gen.planner.plan import design_candidate
 from nnloom.gen.planner.fit import board_estimate, board_fits
 from nnloom.hw.board_top import mem_depth_for
 from nnloom.hw.errors import InputError
@@ -58,7 +59,8 @@ def _planned(network, config: dict, qnet):
     if key not in _PLANS:
         target = _target(config)
         try:
-            _PLANS[key] = plan(network, target.budget, qnet=qnet, board=target.name)
+            _PLANS[key] = plan(network, target.budget, qnet=qnet, board=target.name,
+                               batch=config["batch"])
         except PlanError as e:
             _PLANS[key] = str(e)
     return _PLANS[key]
@@ -72,17 +74,14 @@ def model_stage(network, config: dict) -> dict:
     the_plan = _planned(network, config, qnet)
     planned = the_plan.accel.size if not isinstance(the_plan, str) else None
     out = {"planned_size": planned, "planned": planned == P, "placeholder_weights": placeholder}
-    try:
-        cfg, prog = sized(qnet, P)
-    except InputError as e:
-        return dict(out, runs=False, fits=False, fit_error=str(e))
     target = _target(config)
+    # the design plan() would build at this side: resident or streamed weights
+    cand, error = design_candidate(qnet, P, board_fits(target), config["batch"])
+    if cand.program is None:
+        return dict(out, runs=False, fits=False, fit_error=cand.error)
+    cfg, prog = cand.config, cand.program
     est = board_estimate(cfg, target, mem_depth_for(prog.size))
-    try:
-        fit = board_fits(target)(cfg, prog)
-        why = ""
-    except InputError as e:
-        fit, why = {}, str(e)
+    fit, why = (cand.fit, "") if cand.fits else ({}, cand.error)
     cycles = prog.predicted_cycles()
     whole = prog.estimated_cycles()     # what the planner ranks designs by
     macs = sum(L.macs for L in prog.layers)

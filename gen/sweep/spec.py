@@ -83,8 +83,8 @@ AXES = {
     "board": (" | ".join(BOARDS), lambda v: v in BOARDS, (DEFAULT_BOARD,)),
     "size": ("2 or a multiple of 4 in 4..32", lambda v: _is_int(v) and v in ARRAY_SIDES,
              ARRAY_SIDES),
-    "batch": (" | ".join(map(str, BATCHES)) + " (batching comes with the v2 accelerator)",
-              lambda v: _is_int(v) and v in BATCHES, BATCHES),
+    "batch": (f"an integer in {BATCHES[0]}..{BATCHES[-1]}",
+              lambda v: _is_int(v) and v in BATCHES, (1,)),
     "clock_mhz": ('"board" or a number > 0 (MHz)',
                   lambda v: v == "board" or (_is_number(v) and v > 0), ("board",)),
 }

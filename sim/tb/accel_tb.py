@@ -77,21 +77,25 @@ async def registers_and_errors(dut):
     saved = list(prog.instructions)
     prog.instructions[1] = bad
     rt.ram.write(0, prog.program_bytes())
+    rt.last = None              # the program changed: load it again
     st = await rt.run()
     assert st["error"] and st["code"] == 1 and st["err_pc"] == 1, st
     # a misaligned DRAM address: code 2
     prog.instructions[:] = saved
     prog.instructions[0] = dict(saved[0], dram_addr=saved[0]["dram_addr"] + 1)
     rt.ram.write(0, prog.program_bytes())
+    rt.last = None              # the program changed: load it again
     st = await rt.run()
     assert st["error"] and st["code"] == 2 and st["err_pc"] == 0, st
     # a program without END runs off its end: code 5, never a hang
     prog.instructions[:] = [i for i in saved if i["op"] != Op.END]
     rt.ram.write(0, prog.program_bytes())
+    rt.last = None              # the program changed: load it again
     st = await rt.run(prog_len=len(saved) - 1)
     assert st["error"] and st["code"] == 5, st
     # and a good program runs again afterwards
     prog.instructions[:] = saved
     rt.ram.write(0, prog.program_bytes())
+    rt.last = None              # the program changed: load it again
     out, _ = await rt.infer(xq[0])
     assert np.array_equal(out, golden_run(qnet, xq[0])[-1])

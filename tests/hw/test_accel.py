@@ -40,7 +40,12 @@ def test_top_is_lint_clean_and_deterministic(cfg):
 
 
 def test_cycle_formulas_are_closed_forms():
+    from nnloom.hw.accel_core import Tile
     cfg = AccelConfig(size=8)
-    # one tile of 8 rows over 1 pixel: start 3 + GEMM + 2 + 1 + P lanes + 3 + 1
-    assert cfg.conv_cycles(1, 1) == 3 + cfg.systolic.gemm_cycles(1, 8, 8) + 2 + 1 + 8 + 3 + 1
-    assert cfg.maxpool_cycles(2, 2, 1, 2) == 2 + 16 + 2 + 1
+    P, L = 8, 16
+    # one tile of one pixel: preload P + 1, the pixel, latency, 4 post stages
+    assert cfg.layer_cycles([Tile(1, 1)]) == P + 1 + 1 + L + 4
+    # tiles follow every max(M, P) cycles, across instructions
+    assert cfg.layer_cycles([Tile(3, 5), Tile(2, 20)]) == (P + 1 + 3 * P + 20 + 20 + L + 4)
+    assert cfg.layer_cycles([]) == 0
+    assert cfg.maxpool_cycles(2, 2, 1, 2) == 1 + 16 + 2

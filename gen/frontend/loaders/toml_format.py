@@ -186,7 +186,20 @@ def parse_toml(doc: dict, src: str = "<toml>", base: Path | None = None) -> Netw
     net_layers, inputs, folds = _build(src, tuple(shape), specs)
     net = Network(name, tuple(shape), net_layers, source=src, inputs=inputs)
     wfile = doc.get("weights")
-    if wfile is not None:
+    if isinstance(wfile, dict):
+        # weights = { seed = N }: seeded random weights of the network's shapes
+        if set(wfile) != {"seed"} or not isinstance(wfile["seed"], int) or isinstance(
+                wfile["seed"], bool) or not 0 <= wfile["seed"] < 2 ** 32:
+            raise NetworkError(src, "weights", "expected a .npz file name or { seed = N } "
+                               f"(N in 0..2**32-1), got {wfile!r}")
+        rng = np.random.default_rng(wfile["seed"])
+        weights = {}
+        for key, wshape in sorted(net.weight_shapes().items()):
+            fan_in = int(np.prod(wshape[1:])) if len(wshape) > 1 else 1
+            weights[key] = rng.normal(0.0, 1.0 / np.sqrt(max(1, fan_in)), wshape).astype(np.float32)
+        net.weights = _fold(src, net, weights, folds)
+        net.check_weights()
+    elif wfile is not None:
         if not isinstance(wfile, str):
             raise NetworkError(src, "weights", f"expected a .npz file name, got {wfile!r}")
         path = (base or Path(".")) / wfile

@@ -102,8 +102,8 @@ BAD = [
      "budget: expected at least"),
     (["plan", "{net}", "--board", "icebreaker", "--array", "4x4"], "plan: --array: expected no --board"),
     (["plan", "{net}", "--dataflow", "os"], "plan: --dataflow: expected ws"),
-    (["plan", "{net}", "--batch", "4"],
-     "--batch: expected 1 (batching comes with the v2 accelerator), got 4"),
+    (["plan", "{net}", "--batch", "300"],
+     "--batch: expected an integer in 1..256, got 300"),
     (["plan", "{missing}", "--array", "4x4"], "file: expected an existing file"),
     (["plan", "{wrongext}", "--array", "4x4"], "file: expected a .toml, .onnx, .tflite, .csv file"),
 ]
@@ -147,8 +147,11 @@ def test_every_example_plans_or_says_why_not(path, capsys):
     for name in BOARDS:
         try:
             p = plan(net, BOARDS[name].budget, board=name)
-        except PlanError as e:          # minerva's 150 K weights: the board RAM is too small
-            assert path.name == "minerva_mlp.toml" and name != "ulx3s-85f", (name, e)
+        except PlanError as e:
+            # minerva's 150 K weights, cifar_cnn's 32 x 32 maps and its DRAM
+            # image in board block RAM: too large but for the 85F
+            assert path.name in ("minerva_mlp.toml", "cifar_cnn.toml") and name != "ulx3s-85f", (
+                name, e)
             continue
         assert p.totals["macs"] == net.macs()
         assert all(p.usage[k] <= p.available[k] for k in p.available)

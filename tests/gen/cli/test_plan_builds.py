@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+from nnloom.hw.accel_core import AccelConfig
+
 from nnloom.gen.cli import main
 from nnloom.gen.planner import BOARDS
 from nnloom.hw.accel_isa import INSTRUCTION_BITS
@@ -50,7 +52,9 @@ def test_generate_builds_the_plan(tmp_path, capsys, board, network):
     mems = v["mems"]
     assert mems["act_mem"] == (2 * cfg["act_depth"], 8 * P)
     assert mems["wbuf_mem"] == (2 * cfg["wbuf_depth"], 8 * P)
-    assert mems["pbuf_mem"][0] == 2 * cfg["pbuf_depth"]
+    P_groups = AccelConfig.from_dict({k: v for k, v in cfg.items()
+                                      if k not in ("engine", "dataflow", "rows", "cols")}).pgroups
+    assert mems["pbuf_mem"] == (2 * P_groups, 69 * P)        # a word of P entries per group
     assert mems["imem"] == (cfg["imem_depth"] * INSTRUCTION_BITS // cfg["data_width"],
                             cfg["data_width"])
     if cfg["acc_depth"] > 1:

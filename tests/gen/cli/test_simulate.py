@@ -73,11 +73,11 @@ def _one_line(capsys, argv, *needles):
     return err
 
 
-def test_batch_other_than_one_is_refused_everywhere(capsys, tmp_path):
-    msg = "nnloom: --batch: expected 1 (batching comes with the v2 accelerator), got 4\n"
-    for argv in (["simulate", "digits_mlp", "--batch", "4"],
-                 ["generate", "digits_mlp", "--batch", "4", "-o", str(tmp_path / "out")],
-                 ["plan", "digits_mlp", "--batch", "4"]):
+def test_batch_out_of_range_is_refused_everywhere(capsys, tmp_path):
+    msg = "nnloom: --batch: expected an integer in 1..256, got 0\n"
+    for argv in (["simulate", "digits_mlp", "--batch", "0"],
+                 ["generate", "digits_mlp", "--batch", "0", "-o", str(tmp_path / "out")],
+                 ["plan", "digits_mlp", "--batch", "0"]):
         assert _one_line(capsys, argv).endswith(msg.split("nnloom: ", 1)[1])
     assert not (tmp_path / "out").exists()
 

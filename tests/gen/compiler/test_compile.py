@@ -34,8 +34,18 @@ def test_program_structure(name):
     x = xq[3]
     c, h, w = qnet.input_shape if len(qnet.input_shape) == 3 else (qnet.input_shape[0], 1, 1)
     P = CFG.size
-    cg = -(-c // P)
     chans = np.asarray(x).reshape(c, h, w)
+    if prog.input_pack is not None:
+        # the first conv's kernel columns packed into the channels:
+        # channel s*C + c of pixel (y, j) is x[c, y, j + s - pad]
+        ks, pad, f = prog.input_pack
+        packed = np.zeros((ks * c, h, f), dtype=np.int64)
+        for s_ in range(ks):
+            for j in range(f):
+                if 0 <= j + s_ - pad < w:
+                    packed[s_ * c:(s_ + 1) * c, :, j] = chans[:, :, j + s_ - pad]
+        chans, c, w = packed, ks * c, f
+    cg = -(-c // P)
     want = bytearray(h * w * cg * P)
     for y in range(h):
         for xx in range(w):
@@ -43,13 +53,15 @@ def test_program_structure(name):
                 want[((y * w + xx) * cg + ch // P) * P + ch % P] = int(chans[ch, y, xx]) & 0xFF
     raw = prog.input_bytes(x)
     assert len(raw) == prog.input_words * P and raw == bytes(want)
-    # the model's cycles are the config's formulas summed over instructions
+    # the model's cycles: per layer, its CONVs' weight tiles back to back
+    # (docs/accelerator.md, "Cycles"); MAXPOOL by its own formula
     for layer in prog.layers:
         ins = prog.instructions[layer.first:layer.first + layer.count]
-        want = sum(CFG.conv_cycles(i["kr"] * i["ks"] * i["cg"], i["e"] * i["f"])
-                   if i["op"] == Op.CONV else CFG.maxpool_cycles(i["e"], i["f"], i["cg"], i["kr"])
-                   for i in ins)
-        assert layer.cycles == want
+        ms = [i["pixels"] for i in ins if i["op"] == Op.CONV for _ in range(i["kt"])]
+        want = (P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + 2 * P + 4) if ms else 0
+        want += sum(1 + i["e"] * i["f"] * i["cg"] * i["kr"] ** 2 + 2
+                    for i in ins if i["op"] == Op.MAXPOOL)
+        assert layer.cycles == want, layer
 
 
 def test_weight_blocks_alternate_banks_and_release():
@@ -75,14 +87,14 @@ def _tiny(kind, **kw):
     (_tiny("relu", out_shape=(1, 4, 4)), "relu"),
     (_tiny("conv", weight=np.zeros((1, 1, 3, 3), int), bias=np.zeros(1, int),
            mult=np.ones(1, int), shift=np.ones(1, int), kernel=(3, 3), in_zp=3), "zero point"),
-    (_tiny("conv", out_shape=(1, 40, 40), in_shape=(1, 40, 40), weight=np.zeros((1, 1, 1, 1), int),
+    (_tiny("conv", out_shape=(1, 2, 80), in_shape=(1, 2, 80), weight=np.zeros((1, 1, 1, 1), int),
            bias=np.zeros(1, int), mult=np.ones(1, int), shift=np.ones(1, int), kernel=(1, 1)),
-     "accumulator holds"),
+     "a row of output pixels needs 80 accumulator words; the accumulator holds 64"),
 ])
 def test_unsupported_or_too_large(qnet, match):
     cfg = CFG
-    if qnet.layers[0].kind == "conv" and qnet.layers[0].in_shape == (1, 40, 40):
-        qnet.input_shape = (1, 40, 40)
+    if qnet.layers[0].kind == "conv" and qnet.layers[0].in_shape == (1, 2, 80):
+        qnet.input_shape = (1, 2, 80)
         cfg = CFG.replace(act_depth=4096)
     with pytest.raises(CompileError, match=match):
         compile_network(qnet, cfg)
@@ -107,3 +119,17 @@ def test_pooling_needs_the_pooling_unit():
         compile_network(qnet, replace(cfg, maxpool=False))
     with pytest.raises(CompileError, match=r"instruction memory holds 2 \(imem_depth\)"):
         compile_network(qnet, replace(cfg, imem_depth=2))
+
+
+def test_large_maps_run_in_row_tiles():
+    """A 1 x 40 x 40 map (1,600 output pixels) on a 64-word accumulator: one
+    CONV per tile of 1 output row (40 pixels), covering every row once."""
+    q = _tiny("conv", out_shape=(1, 40, 40), in_shape=(1, 40, 40), weight=np.zeros((1, 1, 1, 1), int),
+              bias=np.zeros(1, int), mult=np.ones(1, int), shift=np.ones(1, int), kernel=(1, 1))
+    q.input_shape = (1, 40, 40)
+    prog = compile_network(q, CFG.replace(act_depth=4096))
+    convs = [i for i in prog.instructions if i["op"] == Op.CONV]
+    assert [i["ih0"] for i in convs] == list(range(40))
+    assert all(i["pixels"] == 40 and i["e"] == 1 for i in convs)
+    assert [i["dep"] for i in convs] == [1] + [0] * 39
+    assert [i["out_base"] for i in convs] == [40 * r for r in range(40)]
