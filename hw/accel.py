@@ -139,18 +139,20 @@ class Accelerator(wiring.Component):
         m.d.comb += [bus.r_data.eq(r_data), self.irq.eq(done & irq_en)]
 
         # -- instruction memory, filled from DRAM at start ---------------------------
-        # One bus word per entry, an instruction every INSTRUCTION_BITS / dw
+        # 64-bit (or bus-wide) entries, an instruction every 512 / width
         # entries (only the words holding the layout's bits are fetched).
-        beats_per_instr = INSTRUCTION_BITS // dw
-        fetch_words = -(-INSTRUCTION.size // dw)
         imem_depth, imem_width = cfg.memories["imem"]
+        beats_per_instr = INSTRUCTION_BITS // dw            # bus beats in DRAM
+        words_per_instr = INSTRUCTION_BITS // imem_width    # program-memory words
+        fetch_words = cfg.fetch_words                       # the words holding its bits
         imem = Memory(shape=imem_width, depth=imem_depth, init=[],
                       attrs={"no_rw_check": 1})   # loaded while idle, read while running
         m.submodules.imem = imem
         iw, ir = imem.write_port(), imem.read_port()
         # A fetch unit runs ahead of execution: it reads each instruction's
         # words into ins_raw and pushes the decoded instruction into a queue.
-        ins_raw = Signal(fetch_words * dw)
+        iwid = imem_width
+        ins_raw = Signal(fetch_words * iwid)
         fifo_clear = Signal()
         ifq_depth = 2
         m.submodules.ifq = ifq = ResetInserter(fifo_clear)(
@@ -160,7 +162,7 @@ class Accelerator(wiring.Component):
         pbits = max(1, (cfg.imem_depth - 1).bit_length())
         fpc = Signal(16)                        # next instruction to fetch
         pc = Signal(16)                         # the instruction at the queue's head
-        fk = Signal(range(beats_per_instr))     # word of the instruction being read
+        fk = Signal(range(words_per_instr))     # word of the instruction being read
         f_on = Signal()                         # reading instruction fpc
         f_land = Signal()                       # its last word lands this cycle
         fetch_run = Signal()                    # the program is loaded and running
@@ -168,7 +170,7 @@ class Accelerator(wiring.Component):
         m.d.sync += f_land.eq(f_on & (fk == fetch_words - 1))
         fk_d = Signal.like(fk)
         m.d.sync += fk_d.eq(fk)
-        landed = Signal(fetch_words * dw)
+        landed = Signal(fetch_words * iwid)
         m.d.comb += landed.eq(ins_raw)
         # each word into its own slot (not a shift register): bits no field
         # uses have no load and synthesis removes them
@@ -176,8 +178,8 @@ class Accelerator(wiring.Component):
         m.d.sync += fetched.eq(f_on)
         for k in range(fetch_words):
             with m.If(fetched & (fk_d == k)):
-                m.d.sync += ins_raw[k * dw:(k + 1) * dw].eq(ir.data)
-                m.d.comb += landed[k * dw:(k + 1) * dw].eq(ir.data)
+                m.d.sync += ins_raw[k * iwid:(k + 1) * iwid].eq(ir.data)
+                m.d.comb += landed[k * iwid:(k + 1) * iwid].eq(ir.data)
         m.d.comb += [ifq.w_en.eq(f_land), ifq.w_data.eq(landed[:INSTRUCTION.size])]
         with m.If(f_on):
             with m.If(fk == fetch_words - 1):
@@ -206,7 +208,7 @@ class Accelerator(wiring.Component):
         waddr = Signal(16)          # word address within the target
         wbank_dma = Signal()
         per_word = Signal(8)
-        m.d.comb += per_word.eq(Mux(sink == SINK_IMEM, 1,
+        m.d.comb += per_word.eq(Mux(sink == SINK_IMEM, imem_width // dw,
                                     Mux(sink == SINK_P, PARAM_ENTRY.size // dw, P * 8 // dw)))
         m.d.comb += rd.data.ready.eq(1)
         shifted = Signal.like(shift)
@@ -228,7 +230,7 @@ class Accelerator(wiring.Component):
         # the assembled word sits in the top bits of `shifted`
         width = len(shift)
         m.d.comb += [
-            iw.addr.eq(waddr), iw.data.eq(rd.data.payload),
+            iw.addr.eq(waddr), iw.data.eq(shifted[width - imem_width:]),
             iw.en.eq(full & (sink == SINK_IMEM)),
             core.act_w_addr.eq(Cat(waddr[:len(core.act_w_addr) - 1], wbank_dma)),
             core.act_w_data.eq(shifted[width - P * 8:]),
@@ -346,7 +348,7 @@ class Accelerator(wiring.Component):
                              rd.cmd.payload.beats.eq(prog_len * beats_per_instr)]
                 with m.If(rd.cmd.ready):
                     m.d.sync += [sink.eq(SINK_IMEM), waddr.eq(0), nbeat.eq(0),
-                                 words_left.eq(prog_len * beats_per_instr)]
+                                 words_left.eq(prog_len * words_per_instr)]
                     m.next = "WAIT_PROG"
             with m.State("WAIT_PROG"):
                 with m.If(dma_err):

@@ -150,12 +150,23 @@ class AccelConfig(Config):
     def memories(self) -> dict[str, tuple[int, int]]:
         """``(depth, width in bits)`` of each on-chip memory: the RTL builds
         these and :mod:`nnloom.fpga.fit` counts their block RAMs.  Activation, weight
-        and parameter memories hold two banks; the program memory is one bus
-        word wide; an accumulator of depth 1 is a register."""
+        and parameter memories hold two banks; the program memory is
+        :attr:`imem_width` bits wide; an accumulator of depth 1 is a register."""
         P, dw = self.size, self.data_width
-        return {"imem": (self.imem_depth * INSTRUCTION_BITS // dw, dw),
+        return {"imem": (self.imem_depth * INSTRUCTION_BITS // self.imem_width, self.imem_width),
                 "act": (2 * self.act_depth, 8 * P), "wbuf": (2 * self.wbuf_depth, 8 * P),
                 "pbuf": (2 * self.pgroups, PARAM_STORE.size * P), "acc": (self.acc_depth, 32 * P)}
+
+    @property
+    def imem_width(self) -> int:
+        """Bits of a program-memory word: 64 (or the bus width if wider), so
+        that fetching an instruction takes :attr:`fetch_words` cycles."""
+        return max(64, self.data_width)
+
+    @property
+    def fetch_words(self) -> int:
+        """Program-memory words that hold an instruction's used bits."""
+        return -(-INSTRUCTION.size // self.imem_width)
 
     @property
     def word_bits(self) -> int:

@@ -69,6 +69,7 @@ class AccelRuntime:
         # start, interrupt enable; keep the program in imem when it is the same
         same = self.last == (region, n)
         self.last = (region, n)
+        self.kept = same
         await self.write_reg("CTRL", 0b1101 if same else 0b101)
         if not int(self.dut.irq.value):
             await with_timeout(RisingEdge(self.dut.irq), timeout_cycles * 10, "ns")
@@ -102,6 +103,7 @@ class AccelRuntime:
         oaddr, osize = self.program.regions["output"]
         y = self.program.output_from(self.ram.read(self.base + oaddr, osize))
         counters = {name.lower(): await self.read_reg(name) for name in ("CYCLES", "BEATS", "STALLS")}
+        counters["kept"] = self.kept         # the program was already in imem
         counters["layers"] = [await self.read_reg("LAYER0", i)
                               for i in range(min(len(self.program.layers), self.program.config.layers))]
         return y, counters

@@ -142,6 +142,7 @@ def run_inputs(build, xq, *, sim: str | None = None, pause: float = 0.0, seed: i
             results.append({"index": index, "output": output, "golden": golden,
                             "bit_exact": bool(np.array_equal(output, golden)),
                             "cycles": r["cycles"], "batch": B, "beats": r["beats"],
+                            "kept": r.get("kept", False),
                             "stalls": r["stalls"], "layers": r["layers"],
                             "layers_exact": list(r["layers"]) == model})
     return results

@@ -117,19 +117,44 @@ class Program:
     def fetch_cycles(self) -> int:
         """Instruction fetch: each instruction's used bits read one bus
         word per cycle from the program memory, plus one cycle to decode."""
-        return len(self.instructions) * -(-INSTRUCTION.size // self.config.data_width)
+        return len(self.instructions) * self.config.fetch_words
 
     def dram_beats(self) -> int:
         """Bus beats of everything an inference reads or writes in DRAM:
         the program, weights, parameters, input and output."""
         return sum(-(-n // (self.config.data_width // 8)) for _, n in self.regions.values())
 
+    def run_cycles(self, kept: bool = True) -> int | None:
+        """The CYCLES register of a whole run of a resident-weights program
+        with DRAM that answers at once (cocotbext-axi ``AxiRam``, no
+        pauses): the first fetch, the input's beats (or the fetch of the
+        next instruction, if longer), every layer's exact cycles and one
+        cycle between layers, the output store (``beats + 2`` cycles a word)
+        and END; ``kept=False`` adds the program's load (CTRL bit 3 clear).
+        None for streamed weights, whose loads overlap compute (see
+        :meth:`estimated_cycles`)."""
+        if not self.config.resident:
+            return None
+        cfg = self.config
+        r = cfg.bus_per_word
+        n = sum(1 for L in self.layers if L.count)
+        F = cfg.fetch_words
+        cycles = (F + 12 + max(r * self.batch * self.input_words, F - 4)
+                  + (r + 2) * self.batch * self.output_words + self.predicted_cycles() + n)
+        if not kept:
+            cycles += len(self.instructions) * INSTRUCTION_BITS // cfg.data_width + 4
+        return cycles
+
     def estimated_cycles(self) -> int:
-        """A serial estimate of a whole inference: compute, instruction
-        fetch and every DRAM beat one after another (DMA partly overlaps
-        compute in the RTL, so this over-counts: 19 to 43 % on the digits
-        networks' builds, never under).  The planner ranks designs by it;
-        ``nnloom simulate`` measures the real figure."""
+        """A whole first run: :meth:`run_cycles` (program load included) for
+        resident weights, exact; for streamed weights a serial estimate,
+        compute, instruction fetch and every DRAM beat one after another
+        (loads overlap compute in the RTL, so this over-counts, never
+        under).  The planner ranks designs by it; ``nnloom simulate``
+        measures the real figure."""
+        exact = self.run_cycles(kept=False)
+        if exact is not None:
+            return exact
         return self.predicted_cycles() + self.fetch_cycles() + self.dram_beats()
 
 
@@ -221,7 +246,8 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
                 wt = ql.weight.reshape(out_c, c, h, w)
             e = (h + 2 * pad - kr) // stride + 1
             f = (w + 2 * pad - ks) // stride + 1
-            for nm, v, hi in (("kernel", max(kr, ks), 15), ("stride", stride, 15),
+            limits = (("kernel", max(kr, ks), 15),) if ql.kind == "conv" else ()
+            for nm, v, hi in limits + (("stride", stride, 15),
                               ("padding", pad, 15), ("height", h, 255), ("width", w, 255),
                               ("output height", e, 255), ("output width", f, 255)):
                 if v > hi:
@@ -307,13 +333,20 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
             continue
         d["cg"] = math.ceil(d["c"] / P)
         d["ng"] = math.ceil(d["m"] / P)
-        d["batched"] = d["ql"].kind == "fc" and B > 1
-        if d["batched"]:
-            cgf = d["h"] * d["w_"] * d["cg"]
-            if cgf > 255:
+        # fc: a 1 x 1 CONV over the samples (each sample's input, H*W*CG words,
+        # is one pixel), else (more words than the cg field holds) a CONV whose
+        # kernel covers the map, one sample at a time
+        cgf = d["h"] * d["w_"] * d["cg"]
+        d["batched"] = d["ql"].kind == "fc" and cgf <= 255
+        if d["ql"].kind == "fc" and not d["batched"]:
+            if B > 1:
                 fail(i, qnet.layers[i], f"a batched fully connected layer reads {cgf} words per "
                                         "sample; the instruction's cg field holds 255 (use --batch 1)")
-            d["cgf"] = cgf
+            if max(d["kr"], d["ks"]) > 15:
+                fail(i, qnet.layers[i], f"a fully connected layer over a {d['h']} x {d['w_']} map "
+                                        f"of {cgf} words: the kernel field holds 15 x 15 and the "
+                                        "cg field 255 words")
+        d["cgf"] = cgf
         d["kt"] = d["kr"] * d["ks"] * d["cg"]
         pix = (1 if d["batched"] else d["f"] // d["pk"] * d["pk"] ** 2)
         if pix > config.acc_depth:
