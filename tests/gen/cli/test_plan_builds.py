@@ -55,8 +55,8 @@ def test_generate_builds_the_plan(tmp_path, capsys, board, network):
     P_groups = AccelConfig.from_dict({k: v for k, v in cfg.items()
                                       if k not in ("engine", "dataflow", "rows", "cols")}).pgroups
     assert mems["pbuf_mem"] == (2 * P_groups, 69 * P)        # a word of P entries per group
-    assert mems["imem"] == (cfg["imem_depth"] * INSTRUCTION_BITS // cfg["data_width"],
-                            cfg["data_width"])
+    iwidth = max(64, cfg["data_width"])                 # the program memory's word
+    assert mems["imem"] == (cfg["imem_depth"] * INSTRUCTION_BITS // iwidth, iwidth)
     if cfg["acc_depth"] > 1:
         assert mems["acc_mem"] == (cfg["acc_depth"], 32 * P)
     else:                                                # one word: a register
