@@ -39,7 +39,7 @@ from nnloom.hw.board_top import BoardTop, mem_depth_for
 from nnloom.hw.uart import divisor_for
 
 from .board import BoardDesign
-from .fit import REQUANT_DSPS, check_fit
+from .fit import check_fit, requant_dsps
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 __all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
@@ -90,11 +90,12 @@ def prepare(network_path, board_name: str, *, size: int | None = None, network=N
 def ice40_dsp_script(config, dsps: int) -> str:
     """Yosys commands (run after reading the design) that keep the multipliers
     within ``dsps`` SB_MAC16: the signed 8 x 8 PE products of all but the
-    first ``dsps - REQUANT_DSPS`` PEs (row-major) become Booth adder trees."""
+    first ``dsps - requant_dsps(config)`` PEs (row-major) become Booth adder
+    trees (the post-processing unit's P lanes keep their DSPs)."""
     if config is None:
         return ""
     P = config.size
-    spare = max(0, dsps - REQUANT_DSPS)
+    spare = max(0, dsps - requant_dsps(config))
     keep = [f"pe_{i}_{j}" for i in range(P) for j in range(P)][:spare]
     sel = "t:$mul r:A_WIDTH<=8 %i r:A_SIGNED=1 %i" + "".join(f" *.{n}/* %d" for n in keep)
     return f"proc; booth {sel}"

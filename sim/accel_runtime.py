@@ -39,6 +39,7 @@ class AccelRuntime:
         self.base = base
         size = 1 << max(12, (base + program.size + 4095).bit_length())
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_"), dut.clk, dut.rst, size=size)
+        self.ram_size = size        # reads at or beyond it get SLVERR
         self.csr = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil_"), dut.clk, dut.rst)
         for prefix in ("m_axi_", "s_axil_"):    # a log line per burst slows the run
             logging.getLogger(f"cocotb.{dut._name}.{prefix}").setLevel(logging.WARNING)

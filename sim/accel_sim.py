@@ -183,23 +183,33 @@ def simulate(build, samples, *, sim: str | None = None, pause: float = 0.0, chun
 def summarize(results: list[dict], program) -> dict:
     """``n``; ``bit_exact`` (every output equals the golden model's) and
     ``layers_exact`` (every layer counter the compiler's model); mean
-    ``cycles`` per inference (DMA included); overall ``utilization`` (MACs /
-    (PEs x cycles)); ``energy_pj`` per inference (Horowitz 45 nm) and
+    ``cycles`` per inference (a run's CYCLES, DMA included, over its
+    ``batch`` samples), ``run_cycles`` (a run's mean; ``run_cycles_warm``
+    over the runs that kept the loaded program) beside ``model_run_cycles``
+    and ``model_run_cycles_warm`` (:meth:`Program.run_cycles`, resident
+    weights only, else None); overall ``utilization`` (MACs / (PEs x
+    cycles)); ``energy_pj`` per inference (Horowitz 45 nm) and
     ``energy_table``; the per-layer rows of
     :func:`~nnloom.gen.accelerator.layer_table` (RTL counters beside the
     model); and, for results with labels (the test digits), ``accuracy``
     and ``agreement`` with the float model."""
     n = len(results)
+    B = program.batch
     cycles = [r["cycles"] for r in results]
+    warm = [r["cycles"] for r in results if r.get("kept")]
     energy = energy_estimate(program)
-    macs = sum(L.macs for L in program.layers)
+    macs = sum(L.macs for L in program.layers)          # of one run (its B samples)
     P = program.config.size
-    mean = float(np.mean(cycles)) if cycles else 0.0
+    mean = float(np.mean(cycles)) if cycles else 0.0     # of a run
     out = {"n": n,
            "bit_exact": bool(results) and all(r["bit_exact"] for r in results),
            "layers_exact": bool(results) and all(r["layers_exact"] for r in results),
-           "cycles": mean, "utilization": macs / (P * P * mean) if mean else 0.0,
-           "energy_pj": energy["energy"], "energy_table": energy["table"],
+           "cycles": mean / B, "run_cycles": mean, "batch": B,
+           "run_cycles_warm": float(np.mean(warm)) if warm else None,
+           "model_run_cycles": program.run_cycles(kept=False),
+           "model_run_cycles_warm": program.run_cycles(kept=True),
+           "utilization": macs / (P * P * mean) if mean else 0.0,
+           "energy_pj": energy["energy"] / B, "energy_table": energy["table"],
            "layers": layer_table(program, results[0]["layers"] if results else None)}
     if results and all("label" in r for r in results):
         out["accuracy"] = sum(r["rtl"] == r["label"] for r in results) / n

@@ -58,8 +58,9 @@ def print_summary(s: dict, name: str) -> None:
              else "OUTPUTS DIFFER from the golden int8 model")
     acc = (f"; accuracy {s['accuracy']:.1%} (labels), agreement with float {s['agreement']:.1%}"
            if "accuracy" in s else "")
+    batch = f" (runs of {s['batch']}: {s['run_cycles']:,.0f} cycles a run)" if s.get("batch", 1) > 1 else ""
     print(f"{name}: {s['n']} {what} on the RTL, {exact}{acc}; "
-          f"{s['cycles']:,.0f} cycles per inference (incl. DMA), overall utilization "
+          f"{s['cycles']:,.0f} cycles per inference{batch} (incl. DMA), overall utilization "
           f"{s['utilization']:.1%}; estimated energy {s['energy_pj'] / 1e3:,.1f} nJ per inference "
           f"({s['energy_table']})")
 

@@ -50,10 +50,17 @@ from nnloom.hw.errors import InputError
 
 __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "available",
            "board_ram_blocks", "largest_fit", "board_fits", "lut_multipliers",
-           "minimum_budget", "block_bits", "OVERHEAD", "REQUANT_DSPS", "ICE40_CELLS_PER_FF"]
+           "minimum_budget", "block_bits", "OVERHEAD", "REQUANT_DSPS", "requant_dsps",
+           "ICE40_CELLS_PER_FF"]
 
-#: 16 x 16 / 18 x 18 DSP blocks of the 32 x 31 requantization multiplier
+#: 16 x 16 / 18 x 18 DSP blocks of one lane's 32 x 31 requantization
+#: multiplier; the vector post-processing unit has P lanes
 REQUANT_DSPS = 4
+
+
+def requant_dsps(cfg: AccelConfig) -> int:
+    """DSP blocks of the post-processing unit: :data:`REQUANT_DSPS` per lane."""
+    return REQUANT_DSPS * cfg.size
 #: iCE40 logic cells per flip-flop beyond the LUT4s (see the module docstring)
 ICE40_CELLS_PER_FF = 0.62
 
@@ -62,8 +69,8 @@ ICE40_CELLS_PER_FF = 0.62
 #: post-processing paths widen with P), DSPs fixed (the requantization).
 #: Calibrated as the module docstring says, rounded up.
 OVERHEAD = {
-    "ice40": {"luts": (2030, 325), "ffs": (1140, 125), "dsps": REQUANT_DSPS},
-    "ecp5": {"luts": (1200, 740), "ffs": (800, 190), "dsps": REQUANT_DSPS},
+    "ice40": {"luts": (2030, 325), "ffs": (1140, 125)},
+    "ecp5": {"luts": (1200, 740), "ffs": (800, 190)},
 }
 
 # (depth, width) configurations of one block RAM
@@ -122,7 +129,7 @@ def _pe_dsps(cfg: AccelConfig, board: Board) -> int:
     # ECP5: synth_ecp5 puts every product in a MULT18X18D
     P = cfg.size
     if board.budget.family == "ice40":
-        return min(P * P, max(0, board.budget.dsps - REQUANT_DSPS))
+        return min(P * P, max(0, board.budget.dsps - requant_dsps(cfg)))
     return P * P
 
 
@@ -142,7 +149,7 @@ def board_estimate(cfg: AccelConfig, board: Board, mem_depth: int) -> dict[str, 
     over = OVERHEAD[fam]
     out = {"luts": base["luts"] + over["luts"][0] + over["luts"][1] * P,
            "ffs": base["ffs"] + over["ffs"][0] + over["ffs"][1] * P,
-           "dsps": base["dsps"] + over["dsps"]}
+           "dsps": base["dsps"] + requant_dsps(cfg)}
     if fam == "ice40":
         out["lcs"] = out["luts"] + math.ceil(ICE40_CELLS_PER_FF * out["ffs"])
     mems = [(d if (name != "acc" or d > 1) else 0, w) for name, (d, w) in cfg.memories.items()]
@@ -196,7 +203,7 @@ def board_fits(board: Board):
         luts = lut_multipliers(cfg, board)
         if luts and not board.budget.lut_multipliers:
             raise FitError("DSPs (the budget allows no LUT multipliers)",
-                           cfg.size * cfg.size + REQUANT_DSPS, board.budget.dsps, where)
+                           cfg.size * cfg.size + requant_dsps(cfg), board.budget.dsps, where)
         return dict(out, lut_mults=luts, mem_depth=depth)
 
     return fits
@@ -211,7 +218,7 @@ def minimum_budget(cfg: AccelConfig, prog, board: Board) -> Budget:
     est = board_estimate(cfg, board, mem_depth_for(prog.size))
     dsps = est["dsps"]
     if not b.lut_multipliers and lut_multipliers(cfg, board):
-        dsps = cfg.size * cfg.size + REQUANT_DSPS
+        dsps = cfg.size * cfg.size + requant_dsps(cfg)
     bram = est["bram"] * block_bits(b)
     if b.family == "ice40":
         bram += _UP5K_SPRAMS * _SPRAM[0] * _SPRAM[1]

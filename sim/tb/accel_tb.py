@@ -87,6 +87,13 @@ async def registers_and_errors(dut):
     rt.last = None              # the program changed: load it again
     st = await rt.run()
     assert st["error"] and st["code"] == 2 and st["err_pc"] == 0, st
+    # an AXI error response (SLVERR: DRAM has nothing at the address): code 3
+    prog.instructions[:] = saved
+    prog.instructions[0] = dict(saved[0], dram_addr=rt.ram_size)
+    rt.ram.write(0, prog.program_bytes())
+    rt.last = None              # the program changed: load it again
+    st = await rt.run()
+    assert st["error"] and st["code"] == 3 and st["err_pc"] == 0, st
     # a program without END runs off its end: code 5, never a hang
     prog.instructions[:] = [i for i in saved if i["op"] != Op.END]
     rt.ram.write(0, prog.program_bytes())
