@@ -154,7 +154,7 @@ class Accelerator(wiring.Component):
         iwid = imem_width
         ins_raw = Signal(fetch_words * iwid)
         fifo_clear = Signal()
-        ifq_depth = 2
+        ifq_depth = cfg.queue_depth
         m.submodules.ifq = ifq = ResetInserter(fifo_clear)(
             fifo.SyncFIFO(width=INSTRUCTION.size, depth=ifq_depth))
         ins = Signal(INSTRUCTION)
@@ -272,10 +272,14 @@ class Accelerator(wiring.Component):
         # -- errors from the masters ---------------------------------------------------
         dma_err = Signal()
         m.d.comb += dma_err.eq(rd.error | wr.error)
-        m.d.comb += [rd.clear.eq(start), wr.clear.eq(start)]
+        clear_dma = Signal()
+        m.d.comb += [rd.clear.eq(clear_dma), wr.clear.eq(clear_dma)]
 
         # -- controller ------------------------------------------------------------------
         bank_full = Signal(2)
+        keep_r = Signal()
+        dma_idle = Signal()
+        m.d.comb += dma_idle.eq(~rd.busy & ~wr.busy & (st_words == 0) & ~st_ov & ~st_pending)
         block_pending = Signal()        # a LOAD_BLOCK's params still to load
         pending_p_addr, pending_p_words, pending_p_off = Signal(32), Signal(16), Signal(16)
         m.d.comb += [rd.cmd.valid.eq(0), wr.cmd.valid.eq(0), core.cmd.valid.eq(0),
@@ -336,13 +340,29 @@ class Accelerator(wiring.Component):
                                      bank_full.eq(0), block_pending.eq(0)]
                         m.d.comb += fifo_clear.eq(1)
                         m.d.sync += [sig.eq(0) for sig in layer_cycles]
-                        with m.If(keep & prog_ok & (loaded_base == prog_base)
-                                  & (loaded_len == prog_len)):
+                        kept = keep & prog_ok & (loaded_base == prog_base) & (loaded_len == prog_len)
+                        m.d.sync += keep_r.eq(kept)
+                        with m.If(~dma_idle):
+                            # a run stopped by an error left transfers in flight: let
+                            # them end before clearing the masters' error bits
+                            m.next = "SETTLE"
+                        with m.Elif(kept):
+                            m.d.comb += clear_dma.eq(1)
                             m.d.sync += fetch_run.eq(1)
                             m.next = "EXEC"
                         with m.Else():
+                            m.d.comb += clear_dma.eq(1)
                             m.d.sync += prog_ok.eq(0)
                             m.next = "LOAD_PROG"
+            with m.State("SETTLE"):
+                with m.If(dma_idle):
+                    m.d.comb += clear_dma.eq(1)
+                    with m.If(keep_r):
+                        m.d.sync += fetch_run.eq(1)
+                        m.next = "EXEC"
+                    with m.Else():
+                        m.d.sync += prog_ok.eq(0)
+                        m.next = "LOAD_PROG"
             with m.State("LOAD_PROG"):
                 m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(prog_base),
                              rd.cmd.payload.beats.eq(prog_len * beats_per_instr)]

@@ -105,7 +105,8 @@ class AccelConfig(Config):
     imem_depth: int = param(64, lo=2, hi=1024, help="instructions the program memory holds")
     maxpool: bool = param(True, help="include the max-pooling unit (else MAXPOOL is an "
                                      "illegal opcode)")
-    queue_depth: int = param(2, lo=2, hi=16, help="instructions each core unit's queue holds")
+    queue_depth: int = param(2, lo=1, hi=16, help="instructions each core unit's queue (and "
+                                                  "the fetch queue) holds")
     # program options (the compiler reads them; the Verilog does not depend on them)
     batch: int = param(1, lo=1, hi=256, help="samples per inference run: fully connected "
                                              "layers stream them through each weight tile")

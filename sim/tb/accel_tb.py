@@ -88,6 +88,14 @@ async def registers_and_errors(dut):
     st = await rt.run()
     assert st["error"] and st["code"] == 2 and st["err_pc"] == 0, st
     # an AXI error response (SLVERR: DRAM has nothing at the address): code 3
+    orig_read = rt.ram.read_if._read
+
+    async def no_dram_beyond(address, length):     # AxiRam answers SLVERR when this raises
+        if address >= rt.ram_size:
+            raise IndexError(f"no DRAM at 0x{address:x}")
+        return await orig_read(address, length)
+
+    rt.ram.read_if._read = no_dram_beyond
     prog.instructions[:] = saved
     prog.instructions[0] = dict(saved[0], dram_addr=rt.ram_size)
     rt.ram.write(0, prog.program_bytes())

@@ -27,15 +27,16 @@ def test_board_ram_is_spram_on_the_up5k():
     assert board_ram_blocks(32768, "ice40") == {"spram": 4}
     assert board_ram_blocks(2048, "ecp5") == {"bram": 4}
     b = board("icebreaker")
-    with pytest.raises(FitError) as e:
-        check_fit(CFG.replace(size=2, data_width=16), b, 65536)
-    assert e.value.resource == "SPRAM blocks" and (e.value.needed, e.value.available) == (8, 4)
+    # 65,536 words of board RAM: 8 SPRAMs, the UP5K has 4
+    assert board_estimate(CFG.replace(size=2, data_width=16), b, 65536)["spram"] == 8
+    assert available(b)["spram"] == 4
 
 
 def test_estimate_grows_with_the_array():
     b = board("ulx3s-85f")
     small, big = board_estimate(CFG, b, 2048), board_estimate(CFG.replace(size=8), b, 2048)
-    assert big["dsps"] - small["dsps"] == 64 - 16          # one MULT18X18D per PE
+    # one MULT18X18D per PE, four per post-processing lane
+    assert big["dsps"] - small["dsps"] == (64 - 16) + REQUANT_DSPS * (8 - 4)
     assert big["luts"] > small["luts"] and big["ffs"] > small["ffs"]
 
 
@@ -44,8 +45,9 @@ def test_fit_error_names_resource_needed_and_available():
     est = board_estimate(CFG, b, 2048)
     have = available(b)
     assert est["luts"] > have["luts"] == 5280
-    # iCE40: all 8 SB_MAC16 (4 requantization, 4 PEs), logic cells above the LUT4s
-    assert est["dsps"] == b.budget.dsps and est["lcs"] > est["luts"] and have["lcs"] == 5280
+    # iCE40: the 4 post-processing lanes' 16 SB_MAC16 (PEs get none), logic
+    # cells above the LUT4s
+    assert est["dsps"] == 4 * REQUANT_DSPS and est["lcs"] > est["luts"] and have["lcs"] == 5280
     with pytest.raises(FitError) as e:
         check_fit(CFG, b, 2048, where="x")
     assert e.value.resource == "LUT4s"
@@ -63,13 +65,10 @@ def test_cli_fit_failure_is_one_line_exit_2(capsys):
 
 def test_default_sizes_are_the_plans():
     """Without --size each board gets the planner's design, which fits the
-    board top: 2 x 2 on the iCEBreaker (4 x 4 is over its logic cells), and
-    on the ULX3S the 8 x 8: the 12 x 12 fits its 156 DSPs and has fewer
-    compute cycles, but pads the weights to 12 lanes and moves more DRAM
-    bytes, so the whole-inference estimate (and the RTL: 1,529 against
-    1,731 cycles) prefers the 8 x 8."""
+    board top: 4 x 4 on the ULX3S-45F, 8 x 8 on the ULX3S-85F (the 12 x 12
+    would need 144 + 48 MULT18X18D of its 156)."""
     sizes = {}
-    for name in ("icebreaker", "ulx3s-85f"):
+    for name in ("ulx3s-45f", "ulx3s-85f"):
         b, depth = prepare("examples/digits_mlp.toml", name)
         qnet, cfg = b.qnet, b.config
         sizes[name] = (cfg.size, cfg.data_width)
@@ -77,16 +76,23 @@ def test_default_sizes_are_the_plans():
         check_fit(cfg, board(name), depth)               # fits
         big, _, _ = largest_fit(qnet, board(name))
         assert big.size >= cfg.size
-    assert sizes == {"icebreaker": (2, 16), "ulx3s-85f": (8, 32)}
-    # and nothing bigger than 2 x 2 fits the iCEBreaker
-    qnet = prepare("examples/digits_mlp.toml", "icebreaker")[0].qnet
-    assert largest_fit(qnet, board("icebreaker"))[0].size == 2
+    assert sizes == {"ulx3s-45f": (4, 32), "ulx3s-85f": (8, 32)}
+
+
+def test_the_icebreaker_is_refused_in_one_line(capsys):
+    """The v2 accelerator's smallest design (2 x 2) needs about 7,400 logic
+    cells (5,257 SB_LUT4 and 3,462 flip-flops in synthesis); the UP5K has
+    5,280: the fit check says so before the tools run."""
+    rc = main(["fpga", "build", "examples/digits_mlp.toml", "--board", "icebreaker", "--check"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "logic cells (LUT4 + flip-flop): needs" in err
+    assert "the device has 5,280" in err
 
 
 def test_the_fpga_report_plan_is_the_built_design():
     """The planner plans with the fit check the FPGA flow makes, so the
     build is the plan: no stepping down, no note."""
-    for name in ("icebreaker", "ulx3s-85f"):
+    for name in ("ulx3s-45f", "ulx3s-85f"):
         r = build_network("examples/digits_mlp.toml", name, fit_only=True)
         assert r["config"]["size"] == r["plan"]["size"] and "note" not in r["plan"]
 
@@ -97,28 +103,21 @@ def test_nothing_fits_gives_the_smallest_arrays_error():
                  Budget(dsps=8, luts=2000, ffs=5280, bram_bits=30 * 4096 + 4 * 262144,
                         clock_mhz=12.0, dram_bytes_per_cycle=0.5, family="ice40",
                         bram_block_bits=4096))
-    qnet = prepare("examples/digits_mlp.toml", "icebreaker")[0].qnet
+    qnet = prepare("examples/digits_mlp.toml", "ulx3s-85f")[0].qnet
     cfg, depth, err = largest_fit(qnet, tiny)
     assert cfg is None and depth is None
     assert err.resource == "LUT4s" and "a 2 x 2 array on tiny" in str(err)
     # when one fits, the error is the next size up's
-    cfg, _, err = largest_fit(qnet, board("icebreaker"))
-    assert cfg.size == 2 and "a 4 x 4 array on icebreaker" in str(err)
-    assert largest_fit(qnet, board("icebreaker"), upto=2)[2] is None
-
-
-def test_cli_icebreaker_check_picks_2x2(capsys):
-    rc = main(["fpga", "build", "examples/digits_mlp.toml", "--board", "icebreaker", "--check"])
-    assert rc == 0
-    out = capsys.readouterr().out
-    assert '"spram": 2' in out and f'"dsps": {4 + REQUANT_DSPS}' in out
+    cfg, _, err = largest_fit(qnet, board("ulx3s-45f"))
+    assert cfg.size == 4 and "a 8 x 8 array on ulx3s-45f" in str(err)
+    assert largest_fit(qnet, board("ulx3s-45f"), upto=4)[2] is None
 
 
 def test_cli_fit_passes_on_ulx3s(capsys):
     rc = main(["fpga", "build", "examples/digits_mlp.toml", "--board", "ulx3s-85f", "--check"])
     assert rc == 0
-    # one MULT18X18D per PE of the planned 8 x 8 array, plus the requantization's
-    assert f'"dsps": {8 * 8 + REQUANT_DSPS}' in capsys.readouterr().out
+    # one MULT18X18D per PE of the planned 8 x 8 array, plus 4 per post-processing lane
+    assert f'"dsps": {8 * 8 + 8 * REQUANT_DSPS}' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,msg", [

@@ -12,10 +12,11 @@ DIVISOR = 4        # clock cycles per UART bit: fast in simulation
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("board", ["ulx3s-85f", "icebreaker"])
+@pytest.mark.parametrize("board", ["ulx3s-85f", "orangecrab-25f"])
 def test_uart_host_digits(board, simulator):
     """The array each board's build gets for the MLP (fpga.build.prepare:
-    4 x 4 on the ULX3S, 2 x 2 on a 16-bit bus on the iCEBreaker)."""
+    8 x 8 on the ULX3S-85F, 2 x 2 on a 16-bit bus on the OrangeCrab-25F;
+    the iCEBreaker is refused by the fit check)."""
     b, depth = prepare("examples/digits_mlp.toml", board)
     cfg = b.config
     run(BoardTop(cfg, mem_depth=depth, divisor=DIVISOR), "nnloom.sim.tb.uart_tb", sim=simulator,

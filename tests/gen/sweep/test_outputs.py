@@ -20,7 +20,7 @@ SPEC = """
 networks = ["digits_mlp", "lenet_digits", "minerva_mlp"]
 stages = ["model"]
 [axes]
-board = ["icebreaker", "ulx3s-85f"]
+board = ["ulx3s-45f", "ulx3s-85f"]
 size = [2, 4, 8, 12]
 clock_mhz = ["board", 50]
 """
@@ -109,8 +109,8 @@ def test_the_report_names_the_planners_choice(swept):
     spec, result, _, out = swept
     text = (out / REPORT_NAME).read_text()
     assert f"{len(spec.points())} of {len(spec.points())} finished" in text
-    assert "| digits_mlp | icebreaker | 12 | 2x2 | yes |" in text
-    assert "| minerva_mlp | icebreaker | 12 | nothing fits | - |" in text
+    assert "| digits_mlp | ulx3s-45f | 25 | 4x4 | yes |" in text
+    assert "| minerva_mlp | ulx3s-45f | 25 | nothing fits | - |" in text
     ulx = plan(load_network(examples.path("digits_mlp")), BOARDS["ulx3s-85f"].budget,
                board="ulx3s-85f").accel.size
     there = "yes" if ulx in (2, 4, 8, 12) else "not in the sweep"
