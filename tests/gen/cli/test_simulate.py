@@ -132,19 +132,19 @@ def test_user_samples_of_any_network(tiny, tmp_path, capsys):
 def test_random_samples_on_a_board_plan(tiny, tmp_path):
     path, _ = tiny
     js, plan_json = tmp_path / "sim.json", tmp_path / "plan.json"
-    assert main(["simulate", str(path), "--board", "icebreaker", "--samples", "2", "--seed", "3",
-                 "--json", str(js)]) == 0
-    assert main(["plan", str(path), "--board", "icebreaker", "-o", str(plan_json)]) == 0
+    assert main(["simulate", str(path), "--board", "orangecrab-25f", "--samples", "2", "--seed",
+                 "3", "--json", str(js)]) == 0
+    assert main(["plan", str(path), "--board", "orangecrab-25f", "-o", str(plan_json)]) == 0
     s = json.loads(js.read_text())
     assert s["config"] == json.loads(plan_json.read_text())["config"]
     assert s["n"] == 2 and s["bit_exact"] is True and s["inputs"] == "random samples (seed 3)"
-    assert "accuracy" not in s and s["board"] == "icebreaker"
+    assert "accuracy" not in s and s["board"] == "orangecrab-25f"
 
 
 @pytest.mark.slow
 def test_digits_by_default_with_labels(tmp_path):
     js = tmp_path / "sim.json"
-    assert main(["simulate", "digits_mlp", "--board", "icebreaker", "--samples", "2",
+    assert main(["simulate", "digits_mlp", "--board", "orangecrab-25f", "--samples", "2",
                  "--json", str(js)]) == 0
     s = json.loads(js.read_text())
     assert s["inputs"] == "digits" and s["bit_exact"] is True and 0 <= s["accuracy"] <= 1
