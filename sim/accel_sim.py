@@ -115,7 +115,8 @@ def run_inputs(build, xq, *, sim: str | None = None, pause: float = 0.0, seed: i
     padded = np.concatenate([xq, np.repeat(xq[:1], runs * B - len(xq), axis=0)])
     jobs = padded.reshape(runs, B, *build.qnet.input_shape) if B > 1 else padded
     raw = []
-    per = max(1, chunk // B)
+    # batched runs go at least two to a simulator, so that the second keeps the program
+    per = max(1, chunk // B) if B == 1 else max(2, chunk // B)
     with tempfile.TemporaryDirectory() as d:
         job = Path(d) / "job.pkl"
         with open(job, "wb") as f:
