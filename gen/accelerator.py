@@ -61,7 +61,7 @@ ARRAY_SIDES = (2, *range(4, 33, 4))
 #: The array side when neither a size nor a board is given.
 DEFAULT_SIDE = 8
 #: Batch sizes the generator builds (batching comes with the v2 accelerator).
-BATCHES = tuple(range(1, 257))
+BATCHES = tuple(range(1, 256))      # the instruction's 8-bit map width holds a batch
 #: Program memory the sizing compile allows before the depth is fitted.
 _MAX_IMEM = 1024
 #: Networks with at most this many weight words (of P bytes) keep them on chip by default.

@@ -108,7 +108,7 @@ class AccelConfig(Config):
     queue_depth: int = param(2, lo=1, hi=16, help="instructions each core unit's queue (and "
                                                   "the fetch queue) holds")
     # program options (the compiler reads them; the Verilog does not depend on them)
-    batch: int = param(1, lo=1, hi=256, help="samples per inference run: fully connected "
+    batch: int = param(1, lo=1, hi=255, help="samples per inference run: fully connected "
                                              "layers stream them through each weight tile")
     resident: bool = param(False, help="weights stay on chip: a preload program loads them "
                                        "once, inferences load none")

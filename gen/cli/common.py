@@ -56,7 +56,7 @@ def add_design_options(ap: argparse.ArgumentParser, *, board_required: bool = Fa
                          f"the board's plan{'' if board_required else f'; default: the plan, else {DEFAULT_SIDE}'}")
     ap.add_argument("--batch", type=int, default=1,
                     help="samples per run: fully connected layers stream them through each "
-                         "weight tile (1..256, default 1)")
+                         "weight tile (1..255, default 1)")
 
 
 def design_options(args) -> dict:
@@ -77,7 +77,7 @@ def design_options(args) -> dict:
 
 
 def check_options_batch(batch) -> int:
-    """``--batch``: 1..256, else a :class:`UsageError` of one line."""
+    """``--batch``: 1..255, else a :class:`UsageError` of one line."""
     from nnloom.gen.accelerator import check_batch
     from nnloom.hw.errors import InputError
 

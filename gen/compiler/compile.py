@@ -198,6 +198,15 @@ def _instr(**fields):
     return base
 
 
+def _field_range(shape) -> tuple[int, int]:
+    bits = shape.width
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if shape.signed else (0, (1 << bits) - 1)
+
+
+#: each instruction field's (lo, hi): a value outside is refused, never truncated
+FIELD_RANGES = {name: _field_range(field.shape) for name, field in INSTRUCTION._fields.items()}
+
+
 def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
     """Compile ``qnet`` for ``config``; raise :class:`CompileError` if it cannot run."""
     P = config.size
@@ -412,13 +421,9 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
             b.update(bank=bi % 2, w_base=0, p_base=0)
 
     # -- DRAM layout -------------------------------------------------------------------
-    n_conv = sum(1 for k, _, _ in ops if k == "conv")
-    n_instr_est = (4 + len(blocks) + len(ops) * B
-                   + sum(len(b["groups"]) for b in blocks) * B * 256 // 1)
     prog = Program(config, qnet.name, [], input_shape=tuple(qnet.input_shape),
                    output_shape=tuple(qnet.layers[-1].out_shape) if qnet.layers
                    else tuple(qnet.input_shape))
-    del n_conv, n_instr_est
     out_words = words(chw(prog.output_shape))
     prog.input_words, prog.output_words = in_words, out_words
     prog.batch = B
@@ -445,7 +450,6 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
             load_block(bi, ins)
     bank = 0
     next_block = 0
-    cur = chw(qnet.input_shape)
     for oi, (kind, i, d) in enumerate(ops):
         ql = d["ql"]
         first = len(ins)
@@ -539,6 +543,19 @@ def compile_network(qnet: QuantizedNetwork, config: AccelConfig) -> Program:
     if len(pre) > config.imem_depth:
         raise CompileError(f"{where}: the weight-loading program has {len(pre)} instructions; "
                            f"the instruction memory holds {config.imem_depth} (imem_depth)")
+
+    # every value must fit its field (a map, batch or stride too large for
+    # the encoding is refused here, not wrapped by the packer)
+    names = {i: ql.name for i, ql in enumerate(qnet.layers)}
+    for x in ins + pre:
+        for name, v in x.items():
+            lo, hi = FIELD_RANGES[name]
+            if not lo <= v <= hi and name not in ("dram_addr", "p_dram_addr"):
+                li = x["layer"]
+                raise CompileError(
+                    f"{where}: layers[{li}] ({names.get(li, '?')}): {Op.NAMES[x['op']]} field "
+                    f"{name} = {v} is outside its range {lo}..{hi} (a smaller map, batch or "
+                    "buffer fits)")
 
     # DRAM: programs, input, output, then the blocks; addresses patched in
     addr = 0

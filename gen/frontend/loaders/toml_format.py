@@ -3,7 +3,8 @@
 ::
 
     name = "digits_mlp"
-    weights = "digits_mlp.npz"      # optional, relative to this file
+    weights = "digits_mlp.npz"      # optional, relative to this file; or { seed = N }:
+                                    # seeded random weights of the layers' shapes
     [input]
     shape = [64]                    # [C, H, W] or [F], one sample
     [[layers]]

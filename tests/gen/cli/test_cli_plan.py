@@ -103,7 +103,7 @@ BAD = [
     (["plan", "{net}", "--board", "icebreaker", "--array", "4x4"], "plan: --array: expected no --board"),
     (["plan", "{net}", "--dataflow", "os"], "plan: --dataflow: expected ws"),
     (["plan", "{net}", "--batch", "300"],
-     "--batch: expected an integer in 1..256, got 300"),
+     "--batch: expected an integer in 1..255, got 300"),
     (["plan", "{missing}", "--array", "4x4"], "file: expected an existing file"),
     (["plan", "{wrongext}", "--array", "4x4"], "file: expected a .toml, .onnx, .tflite, .csv file"),
 ]

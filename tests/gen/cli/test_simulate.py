@@ -74,7 +74,7 @@ def _one_line(capsys, argv, *needles):
 
 
 def test_batch_out_of_range_is_refused_everywhere(capsys, tmp_path):
-    msg = "nnloom: --batch: expected an integer in 1..256, got 0\n"
+    msg = "nnloom: --batch: expected an integer in 1..255, got 0\n"
     for argv in (["simulate", "digits_mlp", "--batch", "0"],
                  ["generate", "digits_mlp", "--batch", "0", "-o", str(tmp_path / "out")],
                  ["plan", "digits_mlp", "--batch", "0"]):

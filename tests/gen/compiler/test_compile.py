@@ -133,3 +133,14 @@ def test_large_maps_run_in_row_tiles():
     assert all(i["pixels"] == 40 and i["e"] == 1 for i in convs)
     assert [i["dep"] for i in convs] == [1] + [0] * 39
     assert [i["out_base"] for i in convs] == [40 * r for r in range(40)]
+
+
+def test_a_value_outside_its_field_is_refused():
+    """2,048 input channels on an 8-lane array: 256 channel groups, one more
+    than the 8-bit cg field holds; refused by name, never truncated."""
+    q = _tiny("conv", in_shape=(2048, 1, 1), out_shape=(1, 1, 1),
+              weight=np.zeros((1, 2048, 1, 1), int), bias=np.zeros(1, int),
+              mult=np.ones(1, int), shift=np.ones(1, int), kernel=(1, 1))
+    q.input_shape = (2048, 1, 1)
+    with pytest.raises(CompileError, match=r"CONV field cg = 256 is outside its range 0\.\.255"):
+        compile_network(q, CFG.replace(wbuf_depth=4096))

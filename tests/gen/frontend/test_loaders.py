@@ -280,3 +280,28 @@ def test_random_toml_values_fail_cleanly(tmp_path):
             pass
         except Exception as e:  # noqa: BLE001
             pytest.fail(f"document {n} (seed 7): {type(e).__name__}: {e}\n{path.read_text()}")
+
+
+@pytest.mark.parametrize("spec", ["{ seed = -1 }", "{ seed = 1.5 }", "{ seed = 1, scale = 2 }",
+                                  "{ seed = true }"])
+def test_malformed_seeded_weights(spec, tmp_path, capsys, x_npy):
+    path = tmp_path / "n.toml"
+    path.write_text(f"weights = {spec}\n" + GOOD)
+    _check_one_line(capsys, ["infer", str(path), "--input", x_npy, "-o", str(tmp_path / "y.npy")],
+                    path, "weights")
+
+
+def test_seeded_weights_are_the_seeds():
+    """weights = { seed = N }: every tensor of the network's shapes, the same
+    for the same seed and different for another."""
+    import tomllib
+
+    from nnloom.gen.frontend.loaders.toml_format import parse_toml
+
+    def net(seed):
+        return parse_toml(tomllib.loads(f"weights = {{ seed = {seed} }}\n" + GOOD), "n.toml")
+
+    a, b, c = net(3), net(3), net(4)
+    assert set(a.weights) == set(a.weight_shapes())
+    assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
+    assert any(not np.array_equal(a.weights[k], c.weights[k]) for k in a.weights)

@@ -140,7 +140,7 @@ BAD = [
     ("networks = [\"digits_mlp\"]\n[axes]\nsize = [4, 4]", r"axes\.size\[1\]: expected each value once"),
     ("networks = [\"digits_mlp\"]\n[axes]\nboard = [\"de10\"]",
      rf"axes\.board\[0\]: expected {ALL}, got 'de10'"),
-    ("networks = [\"digits_mlp\"]\n[axes]\nbatch = [0]", r"axes\.batch\[0\]: expected an integer in 1\.\.256"),
+    ("networks = [\"digits_mlp\"]\n[axes]\nbatch = [0]", r"axes\.batch\[0\]: expected an integer in 1\.\.255"),
     ("networks = [\"digits_mlp\"]\n[axes]\nclock_mhz = [0]",
      r"axes\.clock_mhz\[0\]: expected \"board\" or a number > 0 \(MHz\), got 0"),
     ("networks = [\"digits_mlp\"]\n[axes]\narray = [4]",
