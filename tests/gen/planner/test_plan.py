@@ -111,25 +111,24 @@ def test_nothing_fits_is_one_plan_error():
 
 
 #: an iCE40 budget with the UP5K's DSPs and block RAM but room for the v2
-#: accelerator's logic (the UP5K itself is refused: about 7,400 logic cells)
+#: accelerator's logic (the UP5K itself is refused: about 5,800 logic cells)
 BIG_ICE40 = BOARDS["icebreaker"].budget.replace(luts=9000, ffs=9000)
 
 
 def test_without_lut_multipliers_every_pe_has_a_dsp():
     b = BIG_ICE40
-    # 8 SB_MAC16 all go to the 2 post-processing lanes: the 4 PEs in LUTs
+    # the 2 x 2 has one post-processing lane (4 SB_MAC16): the other 4 take the PEs
     p = plan(MLP, b, board="icebreaker", qnet=QNETS["mlp"])
-    assert p.config.rows == 2 and p.usage["lut_mults"] == 4
+    assert p.config.rows == 2 and p.config.accel.lanes == 1
+    assert p.usage["lut_mults"] == 0 and p.usage["dsps"] == 8
     with pytest.raises(PlanError, match="allows no LUT multipliers"):
-        plan(MLP, b.replace(dsps=11, lut_multipliers=False), board="icebreaker", qnet=QNETS["mlp"])
-    p = plan(MLP, b.replace(dsps=12, lut_multipliers=False), board="icebreaker", qnet=QNETS["mlp"])
-    assert p.usage["lut_mults"] == 0 and p.usage["dsps"] == 12
-    p = plan(MLP, b.replace(dsps=11), board="icebreaker", qnet=QNETS["mlp"])
+        plan(MLP, b.replace(dsps=7, lut_multipliers=False), board="icebreaker", qnet=QNETS["mlp"])
+    p = plan(MLP, b.replace(dsps=7), board="icebreaker", qnet=QNETS["mlp"])
     assert p.usage["lut_mults"] == 1
 
 
 def test_the_icebreaker_is_refused():
-    """The UP5K's 5,280 logic cells hold no v2 design (the 2 x 2 needs about 7,400)."""
+    """The UP5K's 5,280 logic cells hold no v2 design (the 2 x 2 needs about 5,800)."""
     with pytest.raises(PlanError, match=r"a 2 x 2 array on icebreaker does not fit: logic cells"):
         plan(MLP, BOARDS["icebreaker"].budget, board="icebreaker", qnet=QNETS["mlp"])
 
