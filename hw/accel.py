@@ -55,10 +55,11 @@ ERRORS = {1: "illegal opcode", 2: "misaligned DRAM address", 3: "AXI error respo
 class Accelerator(wiring.Component):
     """The whole accelerator (see the module docstring)."""
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, engine=None):
         if not isinstance(config, AccelConfig):
             raise TypeError(f"config must be an AccelConfig, not {config!r}")
         self.config = config
+        self.engine = engine        # the core's engine factory (None: the systolic array)
         self.rcfg = AxiReaderConfig(data_width=config.data_width, max_burst=16, max_outstanding=2)
         self.wcfg = AxiWriterConfig(data_width=config.data_width, max_burst=16, max_outstanding=2)
         self.lcfg = AxiLiteRegsConfig(addr_width=12)
@@ -76,7 +77,7 @@ class Accelerator(wiring.Component):
         m.submodules.regs = regs = AxiLiteRegs(self.lcfg)
         m.submodules.reader = rd = AxiReader(self.rcfg)
         m.submodules.writer = wr = AxiWriter(self.wcfg)
-        m.submodules.core = core = AccelCore(cfg)
+        m.submodules.core = core = AccelCore(cfg, self.engine)
         wiring.connect(m, wiring.flipped(self.s_axil), regs.axil)
 
         # One AXI4 master port: read channels from the reader, write channels

@@ -49,7 +49,8 @@ from amaranth.lib.wiring import In, Out
 
 from .accel_isa import INSTRUCTION, INSTRUCTION_BITS, PARAM_ENTRY, Op
 from .params import Config, ParamError, param
-from .systolic import SystolicArray, SystolicConfig
+from .engine import check_engine, systolic_engine
+from .systolic import SystolicConfig
 
 __all__ = ["AccelConfig", "AccelCore", "PARAM_STORE", "SAT_BITS", "Tile", "POST_LATENCY"]
 
@@ -411,8 +412,11 @@ class AccelCore(wiring.Component):
       (MACs = beats x P x P).
     """
 
-    def __init__(self, config: AccelConfig):
+    def __init__(self, config: AccelConfig, engine=None):
         self.config = cfg = config
+        # the engine: a factory (config -> component with the engine
+        # interface, :mod:`nnloom.hw.engine`); the systolic array by default
+        self._engine = engine or systolic_engine
         P = cfg.size
         self._abits = (cfg.act_depth - 1).bit_length()
         self._wbits = (cfg.wbuf_depth - 1).bit_length()
@@ -434,7 +438,9 @@ class AccelCore(wiring.Component):
         P = cfg.size
         ab = self._abits
         m = Module()
-        m.submodules.array = array = SystolicArray(cfg.systolic)
+        array = self._engine(cfg)
+        check_engine(array, P, P, cfg.psum_width, cfg.systolic.latency)
+        m.submodules.array = array
 
         mems = cfg.memories
         act = _mem(m, "act_mem", *mems["act"])

@@ -94,14 +94,15 @@ def load_inputs(path, network) -> np.ndarray:
 
 
 def run_inputs(build, xq, *, sim: str | None = None, pause: float = 0.0, seed: int = 0,
-               chunk: int = 5, on_chunk=None, build_status=None) -> list[dict]:
+               chunk: int = 5, on_chunk=None, build_status=None, engine=None) -> list[dict]:
     """Run the int8 inputs ``xq`` (``[N, *input_shape]``) through ``build``'s
     RTL, ``chunk`` per simulator run (``on_chunk(n)`` after each); one result
     per input: its ``output`` (int8 array), ``golden`` (the golden model's),
     ``bit_exact``, the RTL's ``cycles`` (CYCLES: the whole inference, DMA
     included), ``beats``, ``stalls``, ``layers`` (per-layer compute cycles)
     and ``layers_exact`` (every counter equals the compiler's model).
-    ``build_status`` is passed to :func:`nnloom.sim.runner.run`."""
+    ``build_status`` is passed to :func:`nnloom.sim.runner.run`; ``engine``
+    (a factory, :mod:`nnloom.hw.engine`) replaces the core's systolic array."""
     from nnloom.sim.golden.qnet import run as golden_run
 
     xq = np.asarray(xq, dtype=np.int64).reshape(-1, *build.qnet.input_shape)
@@ -109,7 +110,7 @@ def run_inputs(build, xq, *, sim: str | None = None, pause: float = 0.0, seed: i
     B = prog.batch
     want = np.asarray(golden_run(build.qnet, xq)[-1]).reshape(len(xq), -1)
     model = [L.cycles for L in prog.layers[:prog.config.layers]]
-    design = Accelerator(build.config)
+    design = Accelerator(build.config, engine)
     # a run takes B samples: the last run is padded with copies of the first input
     runs = -(-len(xq) // B)
     padded = np.concatenate([xq, np.repeat(xq[:1], runs * B - len(xq), axis=0)])

@@ -21,6 +21,7 @@ from nnloom.gen.accelerator import build, quantize_network, sized
 from nnloom.gen.compiler import compile_network
 from nnloom.gen.frontend.loaders.toml_format import parse_toml
 from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.engine import DotEngine
 from nnloom.sim.accel_sim import random_inputs, run_inputs
 
 CFG = AccelConfig(size=4, act_depth=1024, wbuf_depth=2048, pbuf_depth=128, acc_depth=32,
@@ -95,6 +96,22 @@ def test_random_cnns_bit_exact_and_cycle_exact(base, resident, simulator):
                 assert all(g >= w for g, w in zip(r["layers"], model)), (seed, r["layers"], model)
     assert tiled, "no network ran in row tiles: the accumulator should force them"
     assert pooled, "no network ran a MAXPOOL instruction (unfused pooling)"
+
+
+@pytest.mark.slow
+def test_a_second_engine_plugs_in(simulator):
+    """The core behind the engine interface with another engine: the
+    DotEngine (no systolic skew, one dot product per lane, the same latency)
+    runs the same random CNNs bit-exact, every layer and the whole run
+    cycle-exact against the unchanged model."""
+    for seed in (1, 5):
+        b, xq = _case(seed, True)
+        res = run_inputs(b, xq[:1], sim=simulator, seed=seed, chunk=1,
+                         engine=DotEngine.for_config)
+        r = res[0]
+        assert r["bit_exact"], (seed, r["output"], r["golden"])
+        assert r["layers"] == [L.cycles for L in b.program.layers]
+        assert r["cycles"] == b.program.run_cycles(kept=False)
 
 
 @pytest.mark.slow
