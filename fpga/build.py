@@ -38,7 +38,7 @@ from nnloom.gen.planner import board as get_board
 from nnloom.hw.board_top import BoardTop, mem_depth_for
 from nnloom.hw.uart import divisor_for
 
-from .board import BoardDesign
+from .board import BoardDesign, PllError, ecp5_pll
 from .fit import check_fit, requant_dsps
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
@@ -176,6 +176,75 @@ def _failure(build_dir: Path, name: str) -> str:
     return f"{tool} failed ({log}): {errors[-1].strip()}"
 
 
+#: The clocks (MHz) the automatic choice picks from: round frequencies.
+STANDARD_MHZ = (25, 30, 40, 48, 50, 60, 65, 75, 80, 90, 100, 110, 120, 125, 150, 175, 200)
+#: Timing margin of the automatic choice: the clock is at most fmax / (1 + margin).
+CLOCK_MARGIN = 0.10
+#: Builds the automatic choice runs at most (the first at the oscillator).
+CLOCK_PASSES = 3
+
+
+def standard_clock(fmax_mhz: float, osc_mhz: float, *, below: float | None = None) -> float | None:
+    """The highest :data:`STANDARD_MHZ` clock above the oscillator that meets
+    ``fmax_mhz`` with :data:`CLOCK_MARGIN` (and is below ``below``, if given)
+    and that an ECP5 PLL makes from ``osc_mhz`` within 0.1 %; None if none."""
+    for f in sorted(STANDARD_MHZ, reverse=True):
+        if f <= osc_mhz or f * (1 + CLOCK_MARGIN) > fmax_mhz + 1e-9 or (below and f >= below):
+            continue
+        try:
+            pll = ecp5_pll(osc_mhz, f)
+        except PllError:
+            continue
+        if abs(pll["f_out"] - f) <= 1e-3 * f:
+            return float(f)
+    return None
+
+
+def build_auto_clock(make_top, board_name: str, out_dir, **kw) -> dict:
+    """Build ``make_top(clock_mhz)`` (a :class:`BoardTop` for that clock:
+    the UART divisor depends on it) at the fastest standard clock that meets
+    timing with margin.  ECP5: the first build runs from the oscillator; if
+    its fmax allows a standard clock above it (:func:`standard_clock`), the
+    design is rebuilt with the PLL at that clock, and again one clock lower
+    while a rebuild misses it (its own placement may be slower), at most
+    :data:`CLOCK_PASSES` builds.  The build kept is the fastest that met its
+    clock (the oscillator's if none did); it ends in ``out_dir``/build.
+    iCE40: the oscillator only (no PLL path).  Returns :func:`build_top`'s
+    summary plus ``clock_mhz`` (the clock chosen) and ``clock_search`` (each
+    build's clock, fmax and whether it met timing)."""
+    b = get_board(board_name)
+    osc = b.budget.clock_mhz
+    out_dir = Path(out_dir)
+    passes, kept = [], None
+    clock = osc
+    while True:
+        pass_dir = out_dir / f"clock-{clock:g}"
+        s = build_top(make_top(clock), board_name, pass_dir,
+                      clock_mhz=None if clock == osc else clock, **kw)
+        met = s["fmax_mhz"] is not None and s["fmax_mhz"] >= clock
+        passes.append({"clock_mhz": clock, "fmax_mhz": s["fmax_mhz"], "met": met})
+        if met or kept is None:
+            if kept is not None:
+                shutil.rmtree(kept[1], ignore_errors=True)
+            kept = (dict(s, clock_mhz=clock), pass_dir)
+        else:
+            shutil.rmtree(pass_dir, ignore_errors=True)
+        if b.budget.family != "ecp5" or len(passes) >= CLOCK_PASSES or s["fmax_mhz"] is None:
+            break
+        nxt = (standard_clock(s["fmax_mhz"], osc) if clock == osc
+               else None if met else standard_clock(s["fmax_mhz"], osc, below=clock))
+        if nxt is None:
+            break
+        clock = nxt
+    summary, pass_dir = kept
+    final = out_dir / "build"
+    (pass_dir / "build").rename(final)
+    shutil.rmtree(pass_dir, ignore_errors=True)
+    summary["bitstream"] = str(final / Path(summary["bitstream"]).name)
+    summary["clock_search"] = passes
+    return summary
+
+
 def build_network(network_path, board_name: str, out_dir=None, *, size: int | None = None,
                   clock_mhz: float | None = None, baud: int = DEFAULT_BAUD,
                   fit_only: bool = False, synth_opts: str = "", abc9: bool = True,
@@ -192,10 +261,13 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     cfg, prog, qnet = the_build.config, the_build.program, the_build.qnet
     where = f"{qnet.name} on {b.name} ({cfg.size} x {cfg.size} array)"
     fit = check_fit(cfg, b, depth, where=where)
+    # None: the fastest standard clock that meets timing (ECP5 PLL; chosen by
+    # building), else exactly the clock asked for
     clock = clock_mhz or b.budget.clock_mhz
     divisor = divisor_for(clock * 1e6, baud)
     out = {"network": qnet.name, "board": b.name, "config": cfg.to_dict(), "mem_depth": depth,
-           "clock_mhz": clock, "baud": baud, "divisor": divisor, "fit": fit,
+           "clock_mhz": clock, "clock_auto": clock_mhz is None, "baud": baud,
+           "divisor": divisor, "fit": fit,
            "image_bytes": prog.size}
     if the_build.plan is not None:
         p = the_build.plan
@@ -209,13 +281,24 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        top = BoardTop(cfg, mem_depth=depth, divisor=divisor, ram_style=ram_style_for(b))
+        def make_top(mhz):
+            return BoardTop(cfg, mem_depth=depth, divisor=divisor_for(mhz * 1e6, baud),
+                            ram_style=ram_style_for(b))
+
         with (status() if status else contextlib.nullcontext()):
-            summary = build_top(top, b.name, tmp, clock_mhz=clock_mhz, synth_opts=synth_opts,
-                                abc9=abc9)
+            if clock_mhz is None:
+                summary = build_auto_clock(make_top, b.name, tmp, synth_opts=synth_opts,
+                                           abc9=abc9)
+                out["clock_mhz"] = summary["clock_mhz"]
+                out["divisor"] = divisor_for(summary["clock_mhz"] * 1e6, baud)
+            else:
+                summary = build_top(make_top(clock), b.name, tmp, clock_mhz=clock_mhz,
+                                    synth_opts=synth_opts, abc9=abc9)
+                summary["clock_mhz"] = clock
         # the report names the files where they will be, not where the tools ran
         summary["bitstream"] = str(out_dir / Path(summary["bitstream"]).relative_to(tmp))
         out["build"] = summary
+        out["fmax_mhz"] = summary["fmax_mhz"]
         out["report"] = str(out_dir / "report.json")
         (tmp / "image.bin").write_bytes(prog.image())
         (tmp / "report.json").write_text(json.dumps(out, indent=2, default=str))

@@ -57,6 +57,10 @@ def _print_table(r: dict) -> None:
     verdict = "meets" if fmax and target and fmax >= target else "MISSES"
     print(f"fmax {fmax:.1f} MHz, target {target:g} MHz: {verdict} timing" if fmax else
           "fmax: not reported")
+    if len(b.get("clock_search", [])) > 1:
+        tried = ", ".join(f"{p['clock_mhz']:g} MHz (fmax {p['fmax_mhz']:.1f}"
+                          f"{'' if p['met'] else ', missed'})" for p in b["clock_search"])
+        print(f"clock {r['clock_mhz']:g} MHz, chosen by building at {tried}")
     print(f"bitstream: {b['bitstream']}")
     print(f"report: {r['report']}  (UART {r['baud']} baud, divisor {r['divisor']})")
 
@@ -67,7 +71,11 @@ def cmd_build(argv) -> int:
     ap = Parser(prog="nnloom fpga build")
     _common(ap)
     ap.add_argument("-o", "--output", help="output directory (default build/NETWORK-BOARD)")
-    ap.add_argument("--clock", type=float, help="target clock in MHz (ECP5: a PLL); default the board's")
+    ap.add_argument("--clock", type=float,
+                    help="target clock in MHz, exactly (ECP5: a PLL; the oscillator's frequency: "
+                         "none); default: the fastest standard clock that meets timing with 10 %% "
+                         "margin (ECP5: built at the oscillator, then with the PLL; iCE40: the "
+                         "oscillator)")
     ap.add_argument("--check", action="store_true", help="fit check only, no synthesis")
     ap.add_argument("--synth-opts", default="", help="extra synth_ice40 / synth_ecp5 options")
     args = ap.parse_args(argv)

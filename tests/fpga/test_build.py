@@ -52,3 +52,76 @@ def test_ulx3s_pll_clock(tmp_path):
     assert abs(s["target_mhz"] - 50.0) < 0.01 and s["fmax_mhz"] > 0
     tim = (tmp_path / "build" / "top.tim").read_text()
     assert "EHXPLLL:       1/" in tim and "ignoring clock constraint" not in tim
+
+
+def test_standard_clock_choice():
+    from nnloom.fpga.build import CLOCK_MARGIN, standard_clock
+    assert CLOCK_MARGIN == 0.10
+    assert standard_clock(117.0, 25.0) == 100.0          # 110 x 1.1 > 117
+    assert standard_clock(56.2, 25.0) == 50.0            # the v2 ULX3S build's fmax
+    assert standard_clock(110.0, 25.0) == 100.0          # exactly the margin
+    assert standard_clock(109.9, 25.0) == 90.0
+    assert standard_clock(27.0, 25.0) is None             # nothing above the oscillator
+    assert standard_clock(117.0, 25.0, below=100.0) == 90.0
+
+
+def _fake_builds(monkeypatch, fmaxes):
+    """build_top stand-in: the n-th build reaches fmaxes[n]; records the clocks."""
+    from nnloom.fpga import build as fb
+    asked = []
+
+    def fake(top, board_name, out_dir, *, clock_mhz=None, **kw):
+        asked.append((clock_mhz, top))
+        d = out_dir / "build"
+        d.mkdir(parents=True)
+        (d / "top.bit").write_bytes(b"x" * len(asked))
+        return {"fmax_mhz": fmaxes[len(asked) - 1], "bitstream": str(d / "top.bit")}
+
+    monkeypatch.setattr(fb, "build_top", fake)
+    return asked
+
+
+@pytest.mark.parametrize("fmaxes,clocks,kept", [
+    ([56.2, 57.0], [None, 50.0], 50.0),                 # rebuilt with the PLL at 50: met
+    ([117.0, 96.0, 95.0], [None, 100.0, 80.0], 80.0),   # 100 missed (96): one lower
+    ([117.0, 96.0, 70.0], [None, 100.0, 80.0], 25.0),   # both missed: the oscillator's
+    ([26.0], [None], 25.0),                              # no standard clock above 25
+    ([20.0], [None], 25.0),                              # even the oscillator missed: kept
+])
+def test_auto_clock_search(monkeypatch, tmp_path, fmaxes, clocks, kept):
+    from nnloom.fpga.build import build_auto_clock
+    asked = _fake_builds(monkeypatch, fmaxes)
+    s = build_auto_clock(lambda mhz: ("top", mhz), "ulx3s-85f", tmp_path)
+    assert [c for c, _ in asked] == clocks
+    assert [t for _, t in asked] == [("top", c or 25.0) for c in clocks]   # divisor per clock
+    assert s["clock_mhz"] == kept
+    assert [p["clock_mhz"] for p in s["clock_search"]] == [c or 25.0 for c in clocks]
+    # the kept build, and only it, is left, in out/build
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]
+    n = [c or 25.0 for c in clocks].index(kept) + 1
+    assert (tmp_path / "build" / "top.bit").read_bytes() == b"x" * n
+    assert s["bitstream"] == str(tmp_path / "build" / "top.bit")
+
+
+def test_auto_clock_on_ice40_is_the_oscillator(monkeypatch, tmp_path):
+    from nnloom.fpga.build import build_auto_clock
+    asked = _fake_builds(monkeypatch, [40.0])
+    s = build_auto_clock(lambda mhz: mhz, "icebreaker", tmp_path)
+    assert [c for c, _ in asked] == [None] and s["clock_mhz"] == 12.0
+
+
+@pytest.mark.slow
+@pytest.mark.fpga
+def test_ulx3s_auto_clock_builds_with_the_pll(tmp_path):
+    """The automatic choice on the real toolchain: the link-only top is rebuilt
+    with the PLL at the fastest standard clock its first build allows."""
+    from nnloom.fpga.build import build_auto_clock, standard_clock
+    s = build_auto_clock(lambda mhz: BoardTop(None, mem_depth=256,
+                                              divisor=round(mhz * 1e6 / 115200)),
+                         "ulx3s-85f", tmp_path)
+    first, *rest = s["clock_search"]
+    assert first["clock_mhz"] == 25.0 and rest
+    assert rest[0]["clock_mhz"] == standard_clock(first["fmax_mhz"], 25.0)
+    assert s["clock_mhz"] > 25.0 and s["fmax_mhz"] >= s["clock_mhz"]
+    assert s["pll"]["f_out"] == s["clock_mhz"] and abs(s["target_mhz"] - s["clock_mhz"]) < 0.01
+    assert (tmp_path / "build" / "top.bit").stat().st_size >= MIN_BITSTREAM["ulx3s-85f"]
