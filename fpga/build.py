@@ -11,13 +11,15 @@ variables amaranth reads: :data:`TOOLCHAIN`); last, the reports are read
 (:mod:`nnloom.fpga.reports`) and ``report.json`` is written beside the bitstream.
 
 Synthesis options: iCE40 ``synth_ice40 -dsp -spram`` after a DSP budget
-(:func:`ice40_dsp_script`): Yosys would map every multiplier to an SB_MAC16
+(:func:`dsp_budget_script`): Yosys would map every multiplier to an SB_MAC16
 and the UP5K has 8, so the 32 x 31 requantization multiplier takes 4 and as
 many PE multipliers as are left take the rest; the other PE multipliers are
 turned into Booth adder trees in LUTs (Yosys's ``booth`` pass, run first, so
 ``-dsp`` no longer sees them).  ``-spram`` is asked for, but Yosys leaves the
 byte-enabled board RAM in EBR.  ECP5 ``synth_ecp5`` (multipliers in
-MULT18X18D).  nextpnr runs with ``--timing-allow-fail`` so that a design that
+MULT18X18D), after the same DSP budget (:func:`dsp_budget_script`): PEs
+beyond the 156 MULT18X18D the post-processing leaves are Booth LUT
+multipliers.  nextpnr runs with ``--timing-allow-fail`` so that a design that
 misses its clock still gives a bitstream and an honest fmax; the report says
 whether it met the target.
 """
@@ -39,11 +41,11 @@ from nnloom.hw.board_top import BoardTop, mem_depth_for
 from nnloom.hw.uart import divisor_for
 
 from .board import BoardDesign, PllError, ecp5_pll
-from .fit import check_fit, requant_dsps
+from .fit import board_fits, check_fit, requant_dsps
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 __all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
-           "DEFAULT_BAUD", "ToolError", "ice40_dsp_script", "ice40_spram_script", "ram_style_for"]
+           "DEFAULT_BAUD", "ToolError", "dsp_budget_script", "ice40_dsp_script", "ice40_spram_script", "ram_style_for"]
 
 
 class ToolError(RuntimeError):
@@ -81,21 +83,25 @@ def prepare(network_path, board_name: str, *, size: int | None = None, network=N
     from nnloom.gen.accelerator import build
 
     b = get_board(board_name)
-    fits = None if size is not None else (
-        lambda cfg, prog: check_fit(cfg, b, mem_depth_for(prog.size)))
+    # the planner's own fit check (with the budget's LUT-multiplier rule);
+    # an explicit --size is only checked against the device (build_network)
+    fits = None if size is not None else board_fits(b)
     the_build = build(network_path, board=board_name, size=size, fits=fits, network=network)
     return the_build, mem_depth_for(the_build.program.size)
 
 
-def ice40_dsp_script(config, dsps: int) -> str:
+def dsp_budget_script(config, dsps: int) -> str:
     """Yosys commands (run after reading the design) that keep the multipliers
-    within ``dsps`` SB_MAC16: the signed 8 x 8 PE products of all but the
-    first ``dsps - requant_dsps(config)`` PEs (row-major) become Booth adder
-    trees (the post-processing unit's P lanes keep their DSPs)."""
+    within ``dsps`` DSP blocks (SB_MAC16, MULT18X18D): the signed 8 x 8 PE
+    products of all but the first ``dsps - requant_dsps(config)`` PEs
+    (row-major) become Booth adder trees (the post-processing lanes keep
+    their DSPs); empty when every PE has a DSP."""
     if config is None:
         return ""
     P = config.size
     spare = max(0, dsps - requant_dsps(config))
+    if spare >= P * P:
+        return ""
     keep = [f"pe_{i}_{j}" for i in range(P) for j in range(P)][:spare]
     sel = "t:$mul r:A_WIDTH<=8 %i r:A_SIGNED=1 %i" + "".join(f" *.{n}/* %d" for n in keep)
     return f"proc; booth {sel}"
@@ -105,6 +111,10 @@ def ram_style_for(b) -> str | None:
     """The board RAM's ``ram_style``: ``"huge"`` (SPRAM) on the iCE40 UP5K,
     whose 30 EBRs the accelerator's own memories need; else Yosys's choice."""
     return "huge" if b.budget.family == "ice40" else None
+
+
+#: the earlier name (iCE40 only)
+ice40_dsp_script = dsp_budget_script
 
 
 def ice40_spram_script(top: BoardTop) -> str:
@@ -135,9 +145,9 @@ def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | Non
     fam = b.budget.family
     opts = {"nextpnr_opts": "--timing-allow-fail --report report.json --seed 1"}
     opts["synth_opts"] = ("-dsp -spram " if fam == "ice40" else "") + synth_opts
-    if fam == "ice40":
-        opts["script_after_read"] = "; ".join(filter(None, (
-            ice40_dsp_script(top.config, b.budget.dsps), ice40_spram_script(top))))
+    opts["script_after_read"] = "; ".join(filter(None, (
+        dsp_budget_script(top.config, b.budget.dsps),
+        ice40_spram_script(top) if fam == "ice40" else "")))
     if not abc9 and fam == "ecp5":
         opts["synth_opts"] += " -run begin:map_luts"
         opts["script_after_synth"] = ("techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; "

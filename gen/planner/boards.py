@@ -38,8 +38,12 @@ class Budget:
     RAM bits (EBR and SPRAM); ``bram_block_bits``: allocation granule of one
     block (every buffer rounds up to whole blocks); ``clock_mhz``;
     ``dram_bytes_per_cycle``: external memory bandwidth (> 0);
-    ``lut_multipliers``: may multipliers beyond ``dsps`` be built from LUTs
-    (False when the synthesis flow cannot cap DSP inference).
+    ``lut_multipliers``: may the planner place PE multipliers beyond
+    ``dsps`` in LUTs (Booth multipliers; the build caps DSP inference on
+    both families).  The ECP5 boards leave it off: their DSPs already give
+    the arrays that meet timing best, and a larger array of LUT multipliers
+    costs fmax the planner does not model; ``--budget lut_multipliers=true``
+    lets it plan them (``nnloom fpga build --size P`` builds them regardless).
     """
 
     dsps: int
@@ -107,13 +111,16 @@ BOARDS: dict[str, Board] = {b.name: b for b in [
                  dram_bytes_per_cycle=0.5, family="ice40", bram_block_bits=_EBR4)),
     Board("ulx3s-85f", "ulx3s.ULX3S_85F_Platform", "LFE5U-85F",
           Budget(dsps=156, luts=83640, ffs=83640, bram_bits=208 * _EBR18, clock_mhz=25.0,
-                 dram_bytes_per_cycle=2.0, family="ecp5", bram_block_bits=_EBR18)),
+                 dram_bytes_per_cycle=2.0, family="ecp5", bram_block_bits=_EBR18,
+                 lut_multipliers=False)),
     Board("ulx3s-45f", "ulx3s.ULX3S_45F_Platform", "LFE5U-45F",
           Budget(dsps=72, luts=43848, ffs=43848, bram_bits=108 * _EBR18, clock_mhz=25.0,
-                 dram_bytes_per_cycle=2.0, family="ecp5", bram_block_bits=_EBR18)),
+                 dram_bytes_per_cycle=2.0, family="ecp5", bram_block_bits=_EBR18,
+                 lut_multipliers=False)),
     Board("orangecrab-25f", "orangecrab_r0_2.OrangeCrabR0_2_25FPlatform", "LFE5U-25F",
           Budget(dsps=28, luts=24288, ffs=24288, bram_bits=56 * _EBR18, clock_mhz=48.0,
-                 dram_bytes_per_cycle=16.0, family="ecp5", bram_block_bits=_EBR18)),
+                 dram_bytes_per_cycle=16.0, family="ecp5", bram_block_bits=_EBR18,
+                 lut_multipliers=False)),
 ]}
 
 

@@ -9,8 +9,8 @@ a board:
 * the P x P weight-stationary array (``config.systolic``: exact-width column
   sums, no result FIFO) from :func:`nnloom.gen.perf.resources.estimate`, the planner's
   model, with all DSPs but the requantization's :data:`REQUANT_DSPS` given
-  to PEs (on iCE40 the build turns the PE products beyond that into Booth
-  LUT multipliers, :func:`nnloom.fpga.build.ice40_dsp_script`);
+  to PEs (the build turns the PE products beyond that into Booth LUT
+  multipliers, :func:`nnloom.fpga.build.dsp_budget_script`, on both families);
 * the rest of the accelerator (requantization, feeders, controller, DMA,
   registers, AXI masters) and the UART bridge, board RAM port and LEDs:
   :data:`OVERHEAD`, ``fixed + per_p * P``.  ECP5: calibrated on builds of
@@ -134,17 +134,16 @@ def board_ram_blocks(depth: int, family: str) -> dict[str, int]:
 
 
 def _pe_dsps(cfg: AccelConfig, board: Board) -> int:
-    # iCE40: the build's Booth budget (PE products beyond the DSPs in LUTs);
-    # ECP5: synth_ecp5 puts every product in a MULT18X18D
+    # the build's DSP budget: the post-processing lanes' products first, then
+    # as many PEs as DSPs are left; the other PE products are Booth LUT
+    # multipliers (nnloom.fpga.build.dsp_budget_script, iCE40 and ECP5)
     P = cfg.size
-    if board.budget.family == "ice40":
-        return min(P * P, max(0, board.budget.dsps - requant_dsps(cfg)))
-    return P * P
+    return min(P * P, max(0, board.budget.dsps - requant_dsps(cfg)))
 
 
 def lut_multipliers(cfg: AccelConfig, board: Board) -> int:
-    """PE products the build makes from LUTs (iCE40 Booth multipliers beyond
-    the DSPs; none on ECP5, where every product takes a MULT18X18D)."""
+    """PE products the build makes from LUTs: Booth multipliers beyond the
+    DSPs the post-processing lanes leave (iCE40 and ECP5)."""
     return cfg.size * cfg.size - _pe_dsps(cfg, board)
 
 
@@ -190,9 +189,8 @@ def largest_fit(qnet, board: Board, *, upto: int = ARRAY_SIDES[-1]):
     FitError)`` of the smallest side when none fits.  The search is
     :func:`nnloom.gen.accelerator.first_fit` with :func:`check_fit`: each
     candidate's program is compiled, so that its DRAM image sizes the board
-    RAM."""
-    cfg, prog, error = first_fit(
-        qnet, lambda c, p: check_fit(c, board, mem_depth_for(p.size)), upto=upto)
+    RAM; LUT multipliers only where the budget allows them (:func:`board_fits`)."""
+    cfg, prog, error = first_fit(qnet, board_fits(board), upto=upto)
     return cfg, (mem_depth_for(prog.size) if prog is not None else None), error
 
 

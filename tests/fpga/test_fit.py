@@ -1,6 +1,8 @@
 """The fit check runs before synthesis and fails with one line naming the
 resource, what the design needs and what the device has (exit status 2)."""
 
+import dataclasses
+
 import pytest
 
 from nnloom.fpga.build import build_network, prepare
@@ -127,3 +129,23 @@ def test_cli_fit_passes_on_ulx3s(capsys):
 def test_cli_bad_input(argv, msg, capsys):
     rc = main(["fpga", "build", "examples/digits_mlp.toml", *argv, "--check"])
     assert rc == 2 and msg in capsys.readouterr().err
+
+
+def test_ecp5_pes_beyond_the_dsps_are_lut_multipliers():
+    """12 x 12 on the 85F: 48 MULT18X18D for the 12 post-processing lanes
+    leave 108 for PEs; the other 36 products are Booth LUT multipliers, which
+    the estimate counts and the build's Yosys script makes."""
+    from nnloom.fpga.build import dsp_budget_script
+    from nnloom.fpga.fit import lut_multipliers
+    b = board("ulx3s-85f")
+    cfg = CFG.replace(size=12, data_width=32)
+    assert lut_multipliers(cfg, b) == 36
+    est = board_estimate(cfg, b, 2048)
+    assert est["dsps"] == 156
+    base = board_estimate(cfg, dataclasses.replace(b, budget=b.budget.replace(dsps=192)), 2048)
+    assert base["dsps"] == 192 and est["luts"] - base["luts"] == 36 * 80
+    script = dsp_budget_script(cfg, 156)
+    assert script.startswith("proc; booth t:$mul r:A_WIDTH<=8")
+    kept = [f"*.pe_{i}_{j}/*" for i in range(12) for j in range(12)][:108]
+    assert all(k in script for k in kept) and "*.pe_9_0/*" not in script
+    assert dsp_budget_script(CFG.replace(size=8, data_width=32), 156) == ""   # 64 + 32 fit

@@ -80,10 +80,13 @@ def test_costs_table_changes_energy_column_not_energy_pj(tmp_path, capsys):
 
 
 def test_explicit_budget(tmp_path, capsys):
-    assert main(["plan", "digits_mlp", "--budget", "dsps=16,luts=20000,ffs=20000,bram_bits=400000,"
-                 "clock_mhz=50,dram_bytes_per_cycle=4"]) == 0
+    budget = "dsps=16,luts=20000,ffs=20000,bram_bits=400000,clock_mhz=50,dram_bytes_per_cycle=4"
+    assert main(["plan", "digits_mlp", "--budget", budget + ",lut_multipliers=false"]) == 0
     out = capsys.readouterr().out
-    assert "samples/s" in out and "plan: systolic 2x2 WS" in out    # 4x4 needs 20 DSPs
+    assert "samples/s" in out and "plan: systolic 2x2 WS" in out    # 4x4 needs 32 DSPs
+    # with LUT multipliers (a budget's default) the 4 x 4 fits: its PEs in LUTs
+    assert main(["plan", "digits_mlp", "--budget", budget]) == 0
+    assert "plan: systolic 4x4 WS" in capsys.readouterr().out
 
 
 BAD = [
@@ -188,14 +191,15 @@ def test_budget_without_lut_multipliers(tmp_path, capsys):
     out = tmp_path / "r.json"
     # an iCE40 with the logic the v2 2 x 2 needs (the UP5K's 5,280 cells do not hold it)
     big = "luts=9000,ffs=9000"
+    # 8 DSPs: 4 for the 2 x 2's one post-processing lane, 4 for its PEs
     assert main(["plan", "digits_mlp", "--board", "icebreaker", "--budget",
-                 f"{big},lut_multipliers=false,dsps=12", "-o", str(out)]) == 0
+                 f"{big},lut_multipliers=false,dsps=8", "-o", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["usage"]["lut_mults"] == 0 and r["budget"]["lut_multipliers"] is False
     # one DSP fewer: the 2 x 2 array's fourth product would need LUTs
     assert main(["plan", "digits_mlp", "--board", "icebreaker", "--budget",
-                 f"{big},lut_multipliers=false,dsps=11"]) == 2
+                 f"{big},lut_multipliers=false,dsps=7"]) == 2
     assert "allows no LUT multipliers" in capsys.readouterr().err
-    assert main(["plan", "digits_mlp", "--board", "icebreaker", "--budget", f"{big},dsps=11",
+    assert main(["plan", "digits_mlp", "--board", "icebreaker", "--budget", f"{big},dsps=7",
                  "-o", str(out)]) == 0
     assert json.loads(out.read_text())["usage"]["lut_mults"] == 1
