@@ -60,8 +60,9 @@ PARAM_STORE = data.StructLayout({"bias": signed(32), "mult": unsigned(31), "shm1
 #: the int8 clamp, which gives the same result as the full-width value.
 SAT_BITS = 18
 #: Cycles from a last-tile result beat to its output word's write: the
-#: accumulator read, bias, product, rounding stages.
-POST_LATENCY = 4
+#: accumulator read, then six register stages (bias operands, bias, four
+#: partial products, their sum, rounding shift, rounding and saturation).
+POST_LATENCY = 7
 
 
 def _sub(layout, *names, seq=False):
@@ -452,9 +453,12 @@ class AccelCore(wiring.Component):
         w_wp, w_rp = wbuf.write_port(), _SyncRead(m, wbuf)
         p_wp, p_rp = pbuf.write_port(granularity=1), _SyncRead(m, pbuf)
         if cfg.acc_depth > 1:
-            accb = _mem(m, "acc_mem", *mems["acc"], banked=False)
+            # a pixel's sum is read again at least P >= 2 cycles after it is
+            # written (tiles take max(M, P) cycles), never in the same cycle:
+            # no read-during-write logic
+            accb = _mem(m, "acc_mem", *mems["acc"])
             a_wp = accb.write_port()
-            a_rp = accb.read_port(transparent_for=(a_wp,))
+            a_rp = _SyncRead(m, accb)
         else:
             a_wp, a_rp = _one_word(m, P * 32)
 
@@ -837,22 +841,36 @@ class AccelCore(wiring.Component):
                 with m.If(h_k == r - 1):
                     m.d.sync += h_on.eq(0)
             m.d.comb += g_f.last.eq(g_k == r - 1)
-        s2_ok, s3_ok, s4_ok = Signal(), Signal(), Signal()
-        s2_f, s3_f, s4_f = Signal(flags), Signal(flags), Signal(flags)
-        s2_oaddr, s3_oaddr, s4_oaddr = Signal(ab), Signal(ab), Signal(ab)
-        s2_c, s3_c, s4_c = Signal(carry), Signal(carry), Signal(carry)
-        s2_k, s3_k, s4_k = (Signal.like(g_k) for _ in range(3))
-        s2_v = Signal(data.ArrayLayout(signed(32), L))
-        s2_m = Signal(data.ArrayLayout(unsigned(31), L))
-        s2_s = Signal(data.ArrayLayout(unsigned(6), L))
-        s3_p = Signal(data.ArrayLayout(signed(63), L))
-        s3_s = Signal(data.ArrayLayout(unsigned(6), L))
-        s4_y = Signal(data.ArrayLayout(signed(SAT_BITS), L))
-        m.d.sync += [s2_ok.eq(g_ok), s2_f.eq(g_f), s2_oaddr.eq(g_oaddr), s2_c.eq(g_c), s2_k.eq(g_k),
-                     s3_ok.eq(s2_ok), s3_f.eq(s2_f), s3_oaddr.eq(s2_oaddr), s3_c.eq(s2_c),
-                     s3_k.eq(s2_k),
-                     s4_ok.eq(s3_ok), s4_f.eq(s3_f), s4_oaddr.eq(s3_oaddr), s4_c.eq(s3_c),
-                     s4_k.eq(s3_k)]
+        # Six register stages from the group (stage 1) to the output stage:
+        # bias operands, bias add, the four 16-bit partial products of the
+        # 32 x 31 multiply (one DSP block each), their sum, the rounding
+        # shift, rounding and saturation: each stage one adder, multiplier
+        # or shifter deep (POST_LATENCY = 1 + 6).
+        meta = data.StructLayout({"ok": 1, "f": flags, "oaddr": unsigned(ab), "c": carry,
+                                  "k": g_k.shape()})
+        g_meta = Signal(meta)
+        m.d.comb += [g_meta.ok.eq(g_ok), g_meta.f.eq(g_f), g_meta.oaddr.eq(g_oaddr),
+                     g_meta.c.eq(g_c), g_meta.k.eq(g_k)]
+        stages = [g_meta]
+        for n in range(POST_LATENCY - 1):
+            st = Signal(meta, name=f"post_meta{n}")
+            m.d.sync += st.eq(stages[-1])
+            stages.append(st)
+        s4 = stages[-1]
+        s4_ok, s4_f, s4_oaddr, s4_c, s4_k = s4.ok, s4.f, s4.oaddr, s4.c, s4.k
+
+        def lanes(shape, name):
+            return Signal(data.ArrayLayout(shape, L), name=name)
+
+        p_n, p_b = lanes(signed(32), "post_n"), lanes(signed(32), "post_bias")
+        p_m1, p_m2, p_m3 = (lanes(unsigned(31), f"post_mult{i}") for i in range(3))
+        p_s = [lanes(unsigned(6), f"post_shift{i}") for i in range(4)]
+        p_v = lanes(signed(32), "post_v")
+        pp = [lanes(unsigned(32), "post_pp0"), lanes(unsigned(31), "post_pp1"),
+              lanes(signed(33), "post_pp2"), lanes(signed(32), "post_pp3")]
+        p_p = lanes(signed(63), "post_p")
+        p_q = lanes(signed(63), "post_q")
+        s4_y = lanes(signed(SAT_BITS), "post_y")
         lim = 1 << (SAT_BITS - 1)
         pmax = Signal(data.ArrayLayout(signed(8), P))
         pm_g = Signal(data.ArrayLayout(signed(8), L))     # the group's lanes of pmax
@@ -860,12 +878,28 @@ class AccelCore(wiring.Component):
         m.d.comb += pm_g.as_value().eq(pmax.as_value().word_select(s4_k, 8 * L) if r > 1
                                        else pmax.as_value())
         for j in range(L):
-            m.d.sync += [s2_v[j].eq(g_new[j] + g_par[j].bias), s2_m[j].eq(g_par[j].mult),
-                         s2_s[j].eq(g_par[j].shm1),
-                         s3_p[j].eq(s2_v[j] * s2_m[j]), s3_s[j].eq(s2_s[j])]
-            # round half up: floor((p + 2**(s-1)) / 2**s) == (floor(p / 2**(s-1)) + 1) >> 1
+            v, mlt = p_v[j], p_m2[j]
+            vl, vh = v[:16], v[16:].as_signed()
+            ml, mh = mlt[:16], mlt[16:31]
+            m.d.sync += [
+                # stage 2: operands
+                p_n[j].eq(g_new[j]), p_b[j].eq(g_par[j].bias), p_m1[j].eq(g_par[j].mult),
+                p_s[0][j].eq(g_par[j].shm1),
+                # stage 3: bias
+                p_v[j].eq(p_n[j] + p_b[j]), p_m2[j].eq(p_m1[j]), p_s[1][j].eq(p_s[0][j]),
+                # stage 4: v * mult in 16-bit pieces (v = vh:vl signed, mult = mh:ml)
+                pp[0][j].eq(vl * ml), pp[1][j].eq(vl * mh), pp[2][j].eq(vh * ml),
+                pp[3][j].eq(vh * mh), p_s[2][j].eq(p_s[1][j]),
+                # stage 5: the product (|v * mult| < 2**62)
+                p_p[j].eq(pp[0][j] + ((pp[1][j] + pp[2][j]) << 16) + (pp[3][j] << 32)),
+                p_s[3][j].eq(p_s[2][j]),
+                # stage 6: floor(p / 2**(s-1))
+                p_q[j].eq(p_p[j] >> p_s[3][j]),
+            ]
+            # stage 7: round half up: floor((p + 2**(s-1)) / 2**s) ==
+            # (floor(p / 2**(s-1)) + 1) >> 1, saturated to SAT_BITS
             rounding = Signal(signed(63), name=f"rounding{j}")
-            m.d.comb += rounding.eq(((s3_p[j] >> s3_s[j]) + 1) >> 1)
+            m.d.comb += rounding.eq((p_q[j] + 1) >> 1)
             top = rounding[SAT_BITS - 1:]
             fits = (top == 0) | (top == (1 << len(top)) - 1)
             m.d.sync += s4_y[j].eq(Mux(fits, rounding, Mux(rounding < 0, -lim, lim - 1)))

@@ -46,20 +46,21 @@ def test_top_is_lint_clean_and_deterministic(cfg):
 
 
 def test_cycle_formulas_are_closed_forms():
-    from nnloom.hw.accel_core import Tile
+    from nnloom.hw.accel_core import POST_LATENCY, Tile
     cfg = AccelConfig(size=8)
-    P, L = 8, 16
+    P, L, Q = 8, 16, POST_LATENCY
+    assert Q == 7
     # one tile of one pixel: preload P + 1, the pixel, latency, 4 post stages
-    assert cfg.layer_cycles([Tile(1, 1)]) == P + 1 + 1 + L + 4
+    assert cfg.layer_cycles([Tile(1, 1)]) == P + 1 + 1 + L + Q
     # tiles follow every max(M, P) cycles, across instructions
-    assert cfg.layer_cycles([Tile(3, 5), Tile(2, 20)]) == (P + 1 + 3 * P + 20 + 20 + L + 4)
+    assert cfg.layer_cycles([Tile(3, 5), Tile(2, 20)]) == (P + 1 + 3 * P + 20 + 20 + L + Q)
     assert cfg.layer_cycles([]) == 0
     # one post-processing lane of 8: an instruction's last tile takes 8 cycles
     # a pixel (its beats 8 apart), the others are as before
     one = AccelConfig(size=8, post_lanes=1)
     assert (one.lanes, one.post_beat) == (1, 8)
-    assert one.layer_cycles([Tile(1, 1)]) == P + 1 + 8 + L + 4
+    assert one.layer_cycles([Tile(1, 1)]) == P + 1 + 8 + L + Q
     assert one.layer_cycles([Tile(3, 5), Tile(2, 20)]) == (
-        P + 1 + P + P + max(5 * 8, P) + 20 + 20 * 8 + L + 4)
-    assert AccelConfig(size=8, post_lanes=4).layer_cycles([Tile(1, 3)]) == P + 1 + 6 + L + 4
+        P + 1 + P + P + max(5 * 8, P) + 20 + 20 * 8 + L + Q)
+    assert AccelConfig(size=8, post_lanes=4).layer_cycles([Tile(1, 3)]) == P + 1 + 6 + L + Q
     assert cfg.maxpool_cycles(2, 2, 1, 2) == 1 + 16 + 2

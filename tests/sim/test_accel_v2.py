@@ -20,7 +20,7 @@ import pytest
 from nnloom.gen.accelerator import build, quantize_network, sized
 from nnloom.gen.compiler import compile_network
 from nnloom.gen.frontend.loaders.toml_format import parse_toml
-from nnloom.hw.accel_core import AccelConfig
+from nnloom.hw.accel_core import POST_LATENCY, AccelConfig
 from nnloom.hw.engine import DotEngine
 from nnloom.sim.accel_sim import random_inputs, run_inputs
 
@@ -146,4 +146,5 @@ def test_sized_tiles_large_maps_and_packs_first_layer():
     # 2 output groups x 4 row tiles of 8 pooled rows (256 conv pixels), KT = 6
     P, L = 8, 16
     ms = [256] * (2 * 4 * 6)
-    assert prog.layers[0].cycles == P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + L + 4
+    assert prog.layers[0].cycles == (P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + L
+                                     + POST_LATENCY)
