@@ -25,7 +25,7 @@ Weight stationary (``dataflow="ws"``)
     ``first`` set switches every PE, in step with the activation wavefront,
     to the tile in the shadow registers, and waits until all R of its rows
     have arrived.  Each ``act`` beat yields one ``result`` beat of C partial
-    dot products, R + C cycles later.
+    dot products, L = :attr:`SystolicConfig.latency` cycles later.
 
 Output stationary (``dataflow="os"``)
     PE (i, j) accumulates output (i, j) of an R x C output tile.  ``act`` and
@@ -34,9 +34,23 @@ Output stationary (``dataflow="os"``)
     B tile (C values).  A pair with ``last`` set ends the tile: each PE moves
     its finished sum into a drain chain and restarts from zero, so the next
     tile starts while the finished one drains.  Each tile yields R ``result``
-    beats (tile row 0 first), the first R + C cycles after its last step.  A
+    beats (tile row 0 first), the first L cycles after its last step.  A
     tile shorter than R steps waits for the drain chain (see
     :meth:`SystolicConfig.gemm_cycles`).
+
+Multiplier (``multiplier``)
+    ``"comb"`` (the default, and the accelerator's): each PE multiplies and
+    adds in one cycle; L = R + C.  Any other value is the pipelined array for
+    fast clocks: each PE's product comes from a
+    :class:`nnloom.hw.dsp.RegisteredMultiplier` (``MULT_LATENCY`` = 3
+    cycles; ``"ecp5"`` MULT18X18D, ``"ice40"`` SB_MAC16, ``"portable"``
+    fabric registers, ``"auto"`` by the platform), row 0 and column 0 get an
+    input register like the other skew stages (``edge_latency`` = 1), the
+    handshake reads registered flags (FIFO room, weights loaded, drain chain
+    free), the result FIFO's write side comes from registers and OS sums
+    leave from the accumulator register (``acc_latency`` = 1); L = R + C + 4
+    (WS) or R + C + 5 (OS).  Same results and the same cycle formulas with
+    the larger L.
 """
 
 from __future__ import annotations
@@ -44,10 +58,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import LOWERINGS, MULT_LATENCY, RegisteredMultiplier, lowering_for, unshared_register
 from .params import Config, ParamError, param
 
 __all__ = ["SystolicConfig", "SystolicPE", "SystolicArray"]
@@ -69,6 +84,12 @@ class SystolicConfig(Config):
     overflow: str = param("wrap", choices=("wrap", "saturate"), help="accumulator overflow rule")
     result_fifo: bool = param(True, help="result FIFO with input credits (off: one output "
                                          "register, and result.ready must always be 1)")
+    multiplier: str = param("comb", choices=("comb",) + LOWERINGS,
+                            help="comb: the PE's one-cycle multiply-add; else a registered "
+                                 "multiplier (hw/dsp.py) and registered edges, latency + 4 "
+                                 "(WS) or + 5 (OS): "
+                                 "portable, ecp5 (MULT18X18D), ice40 (SB_MAC16), auto (by the "
+                                 "platform)")
 
     def validate(self):
         if self.acc_width < self.a_width + self.w_width:
@@ -106,18 +127,44 @@ class SystolicConfig(Config):
 
     # -- timing -----------------------------------------------------------------
     @property
+    def mult_latency(self) -> int:
+        """Cycles the PE's multiplier adds: 0 for ``multiplier="comb"`` (the
+        product is part of the one-cycle multiply-add), else
+        :data:`nnloom.hw.dsp.MULT_LATENCY` (operand and product registers)."""
+        return 0 if self.multiplier == "comb" else MULT_LATENCY
+
+    @property
+    def edge_latency(self) -> int:
+        """1 with a registered multiplier, else 0: row 0 and column 0 get an
+        input register too (the edge skews are i + 1 and j + 1 registers), so
+        the handshake logic drives registers only, never a PE."""
+        return 0 if self.multiplier == "comb" else 1
+
+    @property
+    def acc_latency(self) -> int:
+        """1 for OS with a registered multiplier, else 0: a finished sum
+        enters the drain chain from the accumulator register, a cycle after
+        the adder produced it (so that the adder feeds only its own
+        register)."""
+        return int(self.multiplier != "comb" and self.dataflow == "os")
+
+    @property
     def latency(self) -> int:
         """Cycles from accepting an ``act`` beat (WS) or a tile's last step (OS)
-        to its first result beat being valid at the output: R + C."""
-        return self.rows + self.cols
+        to its first result beat being valid at the output: R + C +
+        ``mult_latency`` + ``edge_latency`` + ``acc_latency`` (R + C with
+        ``multiplier="comb"``; with a registered multiplier R + C + 4 for
+        WS, R + C + 5 for OS)."""
+        return (self.rows + self.cols + self.mult_latency + self.edge_latency
+                + self.acc_latency)
 
     @property
     def fifo_depth(self) -> int:
         """Result FIFO entries: enough that an always-ready consumer never
-        throttles the inputs (R + C + 1 for WS, 2R + C for OS)."""
+        throttles the inputs (L + 1 for WS, L + R for OS, L = ``latency``)."""
         if self.dataflow == "ws":
-            return self.rows + self.cols + 1
-        return 2 * self.rows + self.cols
+            return self.latency + 1
+        return self.latency + self.rows
 
     def tiles(self, m: int, k: int, n: int) -> int:
         """Number of array tiles an M x K x N GEMM is cut into."""
@@ -142,7 +189,8 @@ class SystolicConfig(Config):
         the last result beat is accepted, both included.  With T tiles:
 
         * WS: ``R + (T - 1) * max(M, R) + M + L`` (R cycles to preload the
-          first weight tile, then one activation row per cycle, L = R + C);
+          first weight tile, then one activation row per cycle, L =
+          :attr:`latency`);
         * OS: ``(T - 1) * max(K, R) + K - 1 + L + R`` (K steps per tile, the
           last tile's R rows drain after L cycles).
         """
@@ -190,11 +238,27 @@ class SystolicPE(wiring.Component):
     ``w_out``, ``last_out``, ``d_out`` (Out, registered).  On ``last_in`` the
     finished sum goes to ``d_out`` and the accumulator restarts at zero;
     otherwise ``d_out`` passes the drain chain on (``d_in`` one cycle later).
+    With a registered multiplier, OS also has ``valid_in`` (In) and
+    ``valid_out`` (Out, registered): ``a_in`` counts only with ``valid_in``
+    set (a bubble adds 0); the bit travels along the row with ``a``.
 
-    Latency: one cycle from any input to the matching output.
+    Latency: one cycle from ``psum_in`` / ``d_in`` to ``psum_out`` /
+    ``d_out`` and from an operand to its copy at ``a_out``, ``w_out``,
+    ``first_out``, ``last_out``; :attr:`latency` = ``1 +
+    config.mult_latency`` cycles from the operands (and ``first_in`` /
+    ``last_in``) to their product's sum at ``psum_out`` (WS) or in the
+    accumulator (OS).  With a registered multiplier (``config.multiplier``
+    not ``"comb"``) the product reaches the adder ``mult_latency`` cycles
+    after its operands, and the psum chain still advances one PE per cycle,
+    in step with the operands: the product of the operands a PE saw at cycle
+    t meets the partial sum the PE above produced from its operands of cycle
+    t - 1.  OS (registered multiplier): the accumulator takes every sum; the
+    cycle after the tile's last product reached the adder (``last_in``
+    delayed by ``mult_latency + 1`` inside the PE), ``d_out`` takes the
+    finished sum from the accumulator and the adder restarts from zero, so
+    the sum reaches ``d_out`` ``latency + 1`` cycles after the last operands
+    (``config.acc_latency``).
     """
-
-    latency = 1
 
     def __init__(self, config: SystolicConfig):
         self.config = cfg = config
@@ -211,7 +275,40 @@ class SystolicPE(wiring.Component):
                 "a_out": Out(cfg.a_shape), "w_out": Out(cfg.w_shape), "last_out": Out(1),
                 "d_out": Out(cfg.acc_shape),
             }
+            if cfg.multiplier != "comb":
+                members.update(valid_in=In(1), valid_out=Out(1))
         super().__init__(members)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the operands to their product's sum: 1 + ``mult_latency``."""
+        return 1 + self.config.mult_latency
+
+    def _product(self, m, a, w):
+        """``a * w``: combinational, or through a :class:`RegisteredMultiplier`
+        (``config.mult_latency`` cycles later)."""
+        cfg = self.config
+        if cfg.multiplier == "comb":
+            return a * w
+        mult = m.submodules.mult = RegisteredMultiplier(cfg.a_shape, cfg.w_shape,
+                                                        lowering=cfg.multiplier)
+        m.d.comb += [mult.a.eq(a), mult.b.eq(w)]
+        return mult.p
+
+    def _control(self, m, platform, value, name: str, cycles: int = 1):
+        """``value`` (the one-bit ``first`` / ``last`` pulse) delayed by
+        ``cycles`` registers.  With a DSP lowering these are
+        :func:`nnloom.hw.dsp.unshared_register`: every PE of an
+        anti-diagonal holds the same pulse, and merged into one register it
+        would have to reach all of them."""
+        cfg = self.config
+        if cfg.multiplier == "comb":
+            return _delay(m, name, value, cycles)
+        low = lowering_for(platform) if cfg.multiplier == "auto" else cfg.multiplier
+        for n in range(cycles):
+            value = unshared_register(m, value, low if low in ("ecp5", "ice40") else "portable",
+                                      name=f"{name}_d{n}")
+        return value
 
     def elaborate(self, platform):
         cfg = self.config
@@ -225,12 +322,20 @@ class SystolicPE(wiring.Component):
                 m.d.sync += active.eq(shadow)
             with m.If(self.w_load):
                 m.d.sync += shadow.eq(self.w_data)
-            m.d.sync += [
-                self.a_out.eq(self.a_in),
-                self.first_out.eq(self.first_in),
-                self.psum_out.eq(_accumulate(cfg, self.psum_in, self.a_in * weight)),
-            ]
-        else:
+            if cfg.multiplier == "comb":
+                m.d.sync += [
+                    self.a_out.eq(self.a_in),
+                    self.first_out.eq(self.first_in),
+                    self.psum_out.eq(_accumulate(cfg, self.psum_in, self.a_in * weight)),
+                ]
+            else:
+                m.d.comb += self.first_out.eq(self._control(m, platform, self.first_in, "first"))
+                m.d.sync += [
+                    self.a_out.eq(self.a_in),
+                    self.psum_out.eq(_accumulate(cfg, self.psum_in,
+                                                 self._product(m, self.a_in, weight))),
+                ]
+        elif cfg.multiplier == "comb":
             acc = Signal(cfg.acc_shape)
             drain = Signal(cfg.acc_shape)
             total = Signal(cfg.acc_shape)
@@ -245,6 +350,65 @@ class SystolicPE(wiring.Component):
                 m.d.sync += [self.d_out.eq(total), acc.eq(0)]
             with m.Else():
                 m.d.sync += [self.d_out.eq(drain), acc.eq(total)]
+        else:
+            # Pipelined OS: the accumulator always takes the adder's sum; the
+            # cycle after a tile's last product reached the adder
+            # (``restart``, ``last_in`` delayed by mult_latency + 1), the
+            # finished sum moves from the accumulator register into the
+            # drain chain and the adder starts again from zero.  The adder
+            # then feeds only its own register (``config.acc_latency``: one
+            # cycle more than ``d_out <= total``).
+            acc = Signal(cfg.acc_shape)
+            drain = Signal(cfg.acc_shape)
+            restart = self._control(m, platform, self.last_in, "last_mult", cfg.mult_latency + 1)
+            product = self._product(m, Mux(self.valid_in, self.a_in, 0), self.w_in)
+            m.d.comb += [
+                self.last_out.eq(self._control(m, platform, self.last_in, "last")),
+                self.valid_out.eq(self._control(m, platform, self.valid_in, "valid")),
+            ]
+            m.d.sync += [
+                self.a_out.eq(self.a_in),
+                self.w_out.eq(self.w_in),
+                drain.eq(self.d_in),
+                acc.eq(_accumulate(cfg, Mux(restart, 0, acc), product)),
+                self.d_out.eq(Mux(restart, acc, drain)),
+            ]
+        return m
+
+
+class _ResultFIFO(wiring.Component):
+    """The result FIFO of the pipelined array (``edge_latency`` 1): the ports
+    and timing of ``amaranth.lib.fifo.SyncFIFO`` (a write is readable the next
+    cycle), but the write is not gated by the FIFO's level: the array's
+    credits never let it overflow, so the write enable and address go from
+    registers straight to every column of the memory (distributed RAM)
+    instead of through the level comparison.  ``depth`` is rounded up to a
+    power of two so that the pointers wrap by themselves."""
+
+    def __init__(self, width: int, depth: int):
+        self.width = width
+        self.depth = 1 << (depth - 1).bit_length()
+        super().__init__({"w_en": In(1), "w_data": In(width), "r_en": In(1),
+                          "r_rdy": Out(1), "r_data": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = storage = memory.Memory(shape=self.width, depth=self.depth,
+                                                       init=[])
+        wp = storage.write_port()
+        rp = storage.read_port(domain="comb")
+        w_ptr = Signal(range(self.depth))
+        r_ptr = Signal(range(self.depth))
+        level = Signal(range(self.depth + 1))
+        pop = Signal()
+        m.d.comb += [wp.en.eq(self.w_en), wp.addr.eq(w_ptr), wp.data.eq(self.w_data),
+                     rp.addr.eq(r_ptr), self.r_data.eq(rp.data),
+                     self.r_rdy.eq(level != 0), pop.eq(self.r_en & self.r_rdy)]
+        m.d.sync += level.eq(level + self.w_en - pop)
+        with m.If(self.w_en):
+            m.d.sync += w_ptr.eq(w_ptr + 1)
+        with m.If(pop):
+            m.d.sync += r_ptr.eq(r_ptr + 1)
         return m
 
 
@@ -263,6 +427,26 @@ def _delay(m: Module, name: str, value, cycles: int):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def _registered_at_most(m: Module, count, limit: int, steps) -> Signal:
+    """A register equal to ``count <= limit`` (the credit check against the
+    result FIFO, for the pipelined array).
+
+    ``count`` is a register that starts at 0 and moves each cycle by the sum
+    of the ``d`` of the ``steps`` ``(condition, d)`` whose condition holds.
+    The flag is loaded with the comparison for the count's next value, chosen
+    by the conditions among comparisons of the current count made in
+    parallel, so the handshake that reads it never waits for an adder and a
+    comparator in series."""
+    ok = Signal(init=1, name=f"room_{limit}")
+    conds = [c for c, _ in steps]
+    with m.Switch(Cat(*conds)):
+        for sel in range(1 << len(steps)):
+            delta = sum(d for n, (_, d) in enumerate(steps) if sel >> n & 1)
+            with m.Case(sel):
+                m.d.sync += ok.eq(count <= limit - delta)
+    return ok
 
 
 class SystolicArray(wiring.Component):
@@ -306,7 +490,8 @@ class SystolicArray(wiring.Component):
 
         if cfg.result_fifo:
             out_fifo = m.submodules.out_fifo = fifo.SyncFIFO(
-                width=C * cfg.acc_width, depth=cfg.fifo_depth)
+                width=C * cfg.acc_width, depth=cfg.fifo_depth) if not cfg.edge_latency \
+                else _ResultFIFO(C * cfg.acc_width, cfg.fifo_depth)
             m.d.comb += [
                 self.result.valid.eq(out_fifo.r_rdy),
                 self.result.payload.eq(out_fifo.r_data),
@@ -331,12 +516,12 @@ class SystolicArray(wiring.Component):
         m.d.comb += fire.eq(self.act.valid & self.act.ready)
 
         if cfg.dataflow == "ws":
-            self._elaborate_ws(m, pes, fire, outstanding, produced, out_fifo)
+            self._elaborate_ws(m, pes, fire, outstanding, produced, out_fifo, pop)
         else:
-            self._elaborate_os(m, pes, fire, outstanding, produced, out_fifo)
+            self._elaborate_os(m, pes, fire, outstanding, produced, out_fifo, pop)
         return m
 
-    def _elaborate_ws(self, m, pes, fire, outstanding, produced, out_fifo):
+    def _elaborate_ws(self, m, pes, fire, outstanding, produced, out_fifo, pop):
         cfg = self.config
         R, C = cfg.rows, cfg.cols
         act, weight = self.act, self.weight
@@ -344,50 +529,74 @@ class SystolicArray(wiring.Component):
         # Weight rows waiting in the shadow registers for the next tile.
         loaded = Signal(range(R + 1))
         commit = Signal()
+        if not cfg.edge_latency:
+            room = outstanding < cfg.fifo_depth
+        elif cfg.result_fifo:
+            room = _registered_at_most(m, outstanding, cfg.fifo_depth - 1,
+                                       [(fire, 1), (pop, -1)])
+        else:
+            room = Const(1)
+        if cfg.edge_latency:
+            # pipelined: ``loaded == R`` kept in a register of its own
+            full = Signal(name="weights_full")
+        else:
+            full = loaded == R
         m.d.comb += [
-            act.ready.eq((outstanding < cfg.fifo_depth)
-                         & (~act.payload.first | (loaded == R))),
+            act.ready.eq(room & (~act.payload.first | full)),
             commit.eq(fire & act.payload.first),
-            weight.ready.eq((loaded != R) | commit),
+            weight.ready.eq((~full if cfg.edge_latency else loaded != R) | commit),
             produced.eq(fire),
         ]
         w_fire = weight.valid & weight.ready
-        w_row = Signal(range(R))
+        # pipelined: one bit at R = 1 (no zero-width wires through its skew
+        # registers); the combinational array keeps its Verilog as it was
+        rows_range = range(max(R, 2) if cfg.edge_latency else R)
+        w_row = Signal(rows_range)
         m.d.comb += w_row.eq(Mux(commit, 0, loaded))
         with m.If(commit):
             m.d.sync += loaded.eq(w_fire)
+            if cfg.edge_latency:
+                m.d.sync += full.eq(w_fire & (R == 1))
         with m.Elif(w_fire):
             m.d.sync += loaded.eq(loaded + 1)
+            if cfg.edge_latency:
+                m.d.sync += full.eq(loaded == R - 1)
 
-        # Left edge: activation row i is skewed by i cycles; bubbles carry zeros.
+        # Left edge: activation row i is skewed by i (+ edge) cycles; bubbles
+        # carry zeros (in the pipelined array, whatever was on the port: a
+        # bubble's products stay in its own wavefront, whose result is never
+        # written, so the operands need no gating by ``fire``).
+        e = cfg.edge_latency
         for i in range(R):
             a = Signal(cfg.a_shape, name=f"a_edge_{i}")
             f = Signal(name=f"first_edge_{i}")
-            m.d.comb += [a.eq(Mux(fire, act.payload.data[i], 0)), f.eq(commit)]
-            m.d.comb += [pes[i][0].a_in.eq(_delay(m, f"a_skew{i}", a, i)),
-                         pes[i][0].first_in.eq(_delay(m, f"first_skew{i}", f, i))]
+            m.d.comb += [a.eq(act.payload.data[i] if e else Mux(fire, act.payload.data[i], 0)),
+                         f.eq(commit)]
+            m.d.comb += [pes[i][0].a_in.eq(_delay(m, f"a_skew{i}", a, i + e)),
+                         pes[i][0].first_in.eq(_delay(m, f"first_skew{i}", f, i + e))]
             for j in range(1, C):
                 m.d.comb += [pes[i][j].a_in.eq(pes[i][j - 1].a_out),
                              pes[i][j].first_in.eq(pes[i][j - 1].first_out)]
 
-        # Top edge: weight column j is skewed by j cycles, then written into
-        # the shadow register of the addressed row.
+        # Top edge: weight column j is skewed by j (+ edge) cycles, then
+        # written into the shadow register of the addressed row.
         for j in range(C):
             wd = Signal(cfg.w_shape, name=f"w_edge_{j}")
             we = Signal(name=f"we_edge_{j}")
-            wr = Signal(range(R), name=f"wrow_edge_{j}")
+            wr = Signal(rows_range, name=f"wrow_edge_{j}")
             m.d.comb += [wd.eq(weight.payload[j]), we.eq(w_fire), wr.eq(w_row)]
-            wd, we, wr = (_delay(m, f"w_skew{j}", wd, j), _delay(m, f"we_skew{j}", we, j),
-                          _delay(m, f"wrow_skew{j}", wr, j))
+            wd, we, wr = (_delay(m, f"w_skew{j}", wd, j + e),
+                          _delay(m, f"we_skew{j}", we, j + e),
+                          _delay(m, f"wrow_skew{j}", wr, j + e))
             for i in range(R):
                 m.d.comb += [pes[i][j].w_data.eq(wd), pes[i][j].w_load.eq(we & (wr == i))]
                 m.d.comb += pes[i][j].psum_in.eq(pes[i - 1][j].psum_out if i else 0)
 
         # Bottom edge: deskew column j by C - 1 - j cycles into the FIFO.
         self._bottom_edge(m, [pes[R - 1][j].psum_out for j in range(C)], out_fifo)
-        m.d.comb += out_fifo.w_en.eq(_delay(m, "valid_pipe", fire, R + C - 1))
+        m.d.comb += out_fifo.w_en.eq(_delay(m, "valid_pipe", fire, cfg.latency - 1))
 
-    def _elaborate_os(self, m, pes, fire, outstanding, produced, out_fifo):
+    def _elaborate_os(self, m, pes, fire, outstanding, produced, out_fifo, pop):
         cfg = self.config
         R, C = cfg.rows, cfg.cols
         act, weight = self.act, self.weight
@@ -396,47 +605,85 @@ class SystolicArray(wiring.Component):
         # that has finished the previous tile (R cycles between last steps).
         since_last = Signal(range(R + 1), init=R)
         last_ok = Signal()
-        m.d.comb += last_ok.eq((outstanding <= cfg.fifo_depth - R) & (since_last == R))
+        room = Signal(name="room") if cfg.edge_latency else outstanding <= cfg.fifo_depth - R
+        # pipelined: ``since_last == R`` kept in a register of its own
+        drained = Signal(init=1, name="drained") if cfg.edge_latency else since_last == R
+        m.d.comb += last_ok.eq(room & drained)
         m.d.comb += [
             act.ready.eq(weight.valid & (~act.payload.last | last_ok)),
             weight.ready.eq(act.valid & (~act.payload.last | last_ok)),
         ]
         last_fire = fire & act.payload.last
+        if cfg.edge_latency:
+            m.d.comb += room.eq(_registered_at_most(m, outstanding, cfg.fifo_depth - R,
+                                                    [(last_fire, R), (pop, -1)])
+                                if cfg.result_fifo else 1)
         m.d.comb += produced.eq(Mux(last_fire, R, 0))
         with m.If(last_fire):
             m.d.sync += since_last.eq(1)
-        with m.Elif(since_last != R):
+            if cfg.edge_latency:
+                m.d.sync += drained.eq(R == 1)
+        with m.Elif(~drained if cfg.edge_latency else since_last != R):
             m.d.sync += since_last.eq(since_last + 1)
+            if cfg.edge_latency:
+                m.d.sync += drained.eq(since_last == R - 1)
 
         # Tile row r goes to array row R - 1 - r, so that the drain chain,
-        # which empties bottom row first, emits tile row 0 first.
+        # which empties bottom row first, emits tile row 0 first.  Skews: i
+        # and j registers (+ edge).
+        e = cfg.edge_latency
         for i in range(R):
             a = Signal(cfg.a_shape, name=f"a_edge_{i}")
             lst = Signal(name=f"last_edge_{i}")
-            m.d.comb += [a.eq(Mux(fire, act.payload.data[R - 1 - i], 0)), lst.eq(last_fire)]
-            m.d.comb += [pes[i][0].a_in.eq(_delay(m, f"a_skew{i}", a, i)),
-                         pes[i][0].last_in.eq(_delay(m, f"last_skew{i}", lst, i))]
+            if e:
+                # Pipelined: the operands enter ungated and a valid bit (a
+                # copy of ``fire``) travels with the activations, through
+                # the skew like ``last`` and then from PE to PE; each PE
+                # zeroes a bubble's activation (the accumulators add every
+                # cycle: a bubble must add 0).  So ``fire`` drives one
+                # register (the rows' first skew registers are equal, and
+                # Yosys merges them), not every operand bit.
+                m.d.comb += a.eq(act.payload.data[R - 1 - i])
+                m.d.comb += pes[i][0].valid_in.eq(_delay(m, f"valid_skew{i}", fire, i + e))
+                for j in range(1, C):
+                    m.d.comb += pes[i][j].valid_in.eq(pes[i][j - 1].valid_out)
+            else:
+                m.d.comb += a.eq(Mux(fire, act.payload.data[R - 1 - i], 0))
+            m.d.comb += lst.eq(last_fire)
+            m.d.comb += [pes[i][0].a_in.eq(_delay(m, f"a_skew{i}", a, i + e)),
+                         pes[i][0].last_in.eq(_delay(m, f"last_skew{i}", lst, i + e))]
             for j in range(1, C):
                 m.d.comb += [pes[i][j].a_in.eq(pes[i][j - 1].a_out),
                              pes[i][j].last_in.eq(pes[i][j - 1].last_out)]
         for j in range(C):
             w = Signal(cfg.w_shape, name=f"w_edge_{j}")
-            m.d.comb += w.eq(Mux(fire, weight.payload[j], 0))
-            m.d.comb += pes[0][j].w_in.eq(_delay(m, f"w_skew{j}", w, j))
+            m.d.comb += w.eq(weight.payload[j] if e else Mux(fire, weight.payload[j], 0))
+            m.d.comb += pes[0][j].w_in.eq(_delay(m, f"w_skew{j}", w, j + e))
             m.d.comb += pes[0][j].d_in.eq(0)
             for i in range(1, R):
                 m.d.comb += [pes[i][j].w_in.eq(pes[i - 1][j].w_out),
                              pes[i][j].d_in.eq(pes[i - 1][j].d_out)]
 
         self._bottom_edge(m, [pes[R - 1][j].d_out for j in range(C)], out_fifo)
-        # R result rows per tile, starting R + C - 1 cycles after its last step.
-        start = _delay(m, "drain_pipe", last_fire, R + C - 1)
-        burst = Signal(range(R), name="drain_burst")
+        # R result rows per tile, starting L - 1 = R + C - 1 + mult_latency
+        # cycles after its last step.
+        pre = _delay(m, "drain_pipe", last_fire, cfg.latency - 2)
+        start = Signal(name=f"drain_pipe_d{cfg.latency - 2}")
+        m.d.sync += start.eq(pre)
+        burst = Signal(range(max(R, 2) if cfg.edge_latency else R), name="drain_burst")
         with m.If(start):
             m.d.sync += burst.eq(R - 1)
         with m.Elif(burst != 0):
             m.d.sync += burst.eq(burst - 1)
-        m.d.comb += out_fifo.w_en.eq(start | (burst != 0))
+        if cfg.edge_latency:
+            # The write enable as a register: its next value from ``pre``
+            # and ``burst`` (a start never overlaps a burst: last steps are
+            # at least R cycles apart).
+            w_en = Signal(name="drain_w_en")
+            m.d.sync += w_en.eq(pre | (start & (R > 1)) | ((burst > 1) if R > 2 else 0))
+            m.d.comb += out_fifo.w_en.eq(w_en)
+        else:
+            m.d.comb += out_fifo.w_en.eq(start | (burst != 0))
 
     def _bottom_edge(self, m, column_outputs, out_fifo):
         cfg = self.config

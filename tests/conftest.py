@@ -5,9 +5,25 @@ import pytest
 from nnloom.sim.runner import available_simulators
 
 
+#: ``NNLOOM_EXTENDED=1`` runs the tests marked ``extended`` too (minutes more)
+EXTENDED = os.environ.get("NNLOOM_EXTENDED") == "1"
+
+
 def pytest_report_header(config):
     return [f"nnloom simulators: {', '.join(available_simulators()) or 'none'}",
-            f"nnloom cache: {os.environ.get('NNLOOM_CACHE', '~/.cache/nnloom')}"]
+            f"nnloom cache: {os.environ.get('NNLOOM_CACHE', '~/.cache/nnloom')}",
+            f"nnloom extended tests: {'on' if EXTENDED else 'off (NNLOOM_EXTENDED=1)'}"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``extended`` (gate-level simulation, further RTL
+    configurations) are opt-in: they would add minutes to the default run."""
+    if EXTENDED:
+        return
+    skip = pytest.mark.skip(reason="extended test (opt-in): set NNLOOM_EXTENDED=1 to run it")
+    for item in items:
+        if "extended" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -50,11 +50,36 @@ CONFIGS = {
     "ws-4x3-s8-18-nofifo": SystolicConfig(rows=4, cols=3, dataflow="ws", acc_width=18,
                                           result_fifo=False),
     "os-3x4-s8-nofifo": SystolicConfig(rows=3, cols=4, dataflow="os", result_fifo=False),
+    # registered multipliers (the portable description, hw/dsp.py) and the
+    # registered edge: latency R + C + MULT_LATENCY + 1, read from the config
+    "ws-4x4-s8-wrap-mult": SystolicConfig(rows=4, cols=4, dataflow="ws", multiplier="portable"),
+    "os-5x3-s8-sat16-mult": SystolicConfig(rows=5, cols=3, dataflow="os", acc_width=16,
+                                           overflow="saturate", multiplier="portable"),
+    "ws-1x1-s2-sat4-mult": SystolicConfig(rows=1, cols=1, dataflow="ws", a_width=2, w_width=2,
+                                          acc_width=4, overflow="saturate",
+                                          multiplier="portable"),
+    "os-1x2-u8-wrap-mult": SystolicConfig(rows=1, cols=2, dataflow="os", signed=False,
+                                          multiplier="portable"),
+    "ws-3x2-u6-wrap13-mult-nofifo": SystolicConfig(rows=3, cols=2, dataflow="ws", a_width=6,
+                                                   w_width=6, acc_width=13, signed=False,
+                                                   result_fifo=False, multiplier="portable"),
+    "os-2x3-s16-mult-nofifo": SystolicConfig(rows=2, cols=3, dataflow="os", a_width=16,
+                                             w_width=16, acc_width=40, result_fifo=False,
+                                             multiplier="portable"),
 }
 
 
+#: registered-multiplier configurations of the default run (one per
+#: dataflow, with the result FIFO and its registered credits); the others
+#: run with NNLOOM_EXTENDED=1 (each is a Verilator build of its own)
+DEFAULT_MULT = ("ws-4x4-s8-wrap-mult", "os-5x3-s8-sat16-mult")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.extended)
+    if name.endswith(("-mult", "-mult-nofifo")) and name not in DEFAULT_MULT else name
+    for name in CONFIGS])
 def test_systolic_gemm(name, simulator):
     cfg = CONFIGS[name]
     run(SystolicArray(cfg), "nnloom.sim.tb.systolic_tb", sim=simulator,
