@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from nnloom.gen.accelerator import replace_dir
@@ -41,7 +42,7 @@ from nnloom.hw.board_top import BoardTop, mem_depth_for
 from nnloom.hw.uart import divisor_for
 
 from .board import BoardDesign, PllError, ecp5_pll
-from .fit import board_fits, check_fit, requant_dsps
+from .fit import board_fits, check_fit, lut_multipliers, requant_dsps
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 __all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
@@ -271,6 +272,14 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     cfg, prog, qnet = the_build.config, the_build.program, the_build.qnet
     where = f"{qnet.name} on {b.name} ({cfg.size} x {cfg.size} array)"
     fit = check_fit(cfg, b, depth, where=where)
+    note = None
+    if cfg.multiplier == "auto" and lut_multipliers(cfg, b):
+        # PEs beyond the DSPs: the registered multipliers in fabric registers
+        # (their products still Yosys's, so that the DSP budget can make the
+        # extra ones LUT multipliers); the same Verilog behaviour and cycles
+        cfg = replace(cfg, multiplier="portable")
+        note = ("PE multipliers lowered as portable registered multipliers: "
+                f"{lut_multipliers(cfg, b)} of them are LUT multipliers")
     # None: the fastest standard clock that meets timing (ECP5 PLL; chosen by
     # building), else exactly the clock asked for
     clock = clock_mhz or b.budget.clock_mhz
@@ -279,6 +288,8 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
            "clock_mhz": clock, "clock_auto": clock_mhz is None, "baud": baud,
            "divisor": divisor, "fit": fit,
            "image_bytes": prog.size}
+    if note:
+        out["multiplier_note"] = note
     if the_build.plan is not None:
         p = the_build.plan
         out["plan"] = {"engine": p.engine, "rows": p.config.rows, "cols": p.config.cols,

@@ -109,6 +109,11 @@ class AccelConfig(Config):
                                      "illegal opcode)")
     queue_depth: int = param(2, lo=1, hi=16, help="instructions each core unit's queue (and "
                                                   "the fetch queue) holds")
+    multiplier: str = param("comb", choices=("comb", "auto", "portable", "ecp5", "ice40"),
+                            help="the array's PE multipliers: comb (one-cycle multiply-add) or "
+                                 "registered (hw/dsp.py: auto = by the platform, MULT18X18D on "
+                                 "ECP5, SB_MAC16 on iCE40, fabric registers without one; the "
+                                 "array's latency grows by 4)")
     post_lanes: int = param(0, lo=0, hi=32, help="lanes of the vector post-processing unit "
                                                "(0: all size lanes; else a divisor of size: "
                                                "each output pixel then takes size / post_lanes "
@@ -150,7 +155,7 @@ class AccelConfig(Config):
     def systolic(self) -> SystolicConfig:
         return SystolicConfig(rows=self.size, cols=self.size, a_width=8, w_width=8,
                               acc_width=self.psum_width, signed=True, dataflow="ws",
-                              overflow="wrap", result_fifo=False)
+                              overflow="wrap", result_fifo=False, multiplier=self.multiplier)
 
     @property
     def lanes(self) -> int:

@@ -40,7 +40,10 @@ def test_config_small_arrays_take_a_16_bit_bus():
     # two lanes of four, with pooling
     AccelConfig(size=4, act_depth=64, wbuf_depth=64, pbuf_depth=16, acc_depth=16,
                 post_lanes=2),
-], ids=["pool", "mlp", "p2", "lanes2"])
+    # the pipelined array (registered multipliers, portable without a platform)
+    AccelConfig(size=4, act_depth=64, wbuf_depth=64, pbuf_depth=16, acc_depth=16,
+                multiplier="auto"),
+], ids=["pool", "mlp", "p2", "lanes2", "registered"])
 def test_top_is_lint_clean_and_deterministic(cfg):
     assert_emits_clean(lambda: Accelerator(cfg))
 

@@ -30,6 +30,8 @@ CFG = AccelConfig(size=4, act_depth=1024, wbuf_depth=2048, pbuf_depth=128, acc_d
 #: cycles: the feeder spaces last-tile beats) and one-entry queues (the fetched
 #: instruction is the fetch queue's head)
 SERIAL = replace(CFG, post_lanes=1, queue_depth=1)
+#: the pipelined array (registered multipliers, portable lowering: latency + 4)
+PIPELINED = replace(CFG, multiplier="portable")
 
 
 def _net(seed):
@@ -73,8 +75,9 @@ def _case(seed, resident, base=CFG):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("base,resident", [(CFG, True), (CFG, False), (SERIAL, True)],
-                         ids=["resident", "streamed", "serial-resident"])
+@pytest.mark.parametrize("base,resident", [(CFG, True), (CFG, False), (SERIAL, True),
+                                           (PIPELINED, True)],
+                         ids=["resident", "streamed", "serial-resident", "pipelined-resident"])
 def test_random_cnns_bit_exact_and_cycle_exact(base, resident, simulator):
     tiled = pooled = 0
     for seed in (0, 1, 4, 5):

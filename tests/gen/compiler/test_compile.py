@@ -1,6 +1,8 @@
 """The compiler: layout, instruction encoding, cycle model inputs, errors."""
 
 import numpy as np
+
+from nnloom.hw.accel_core import POST_LATENCY
 import pytest
 
 from nnloom.gen.compiler import CompileError, compile_network
@@ -58,7 +60,7 @@ def test_program_structure(name):
     for layer in prog.layers:
         ins = prog.instructions[layer.first:layer.first + layer.count]
         ms = [i["pixels"] for i in ins if i["op"] == Op.CONV for _ in range(i["kt"])]
-        want = (P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + 2 * P + 4) if ms else 0
+        want = (P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + 2 * P + POST_LATENCY) if ms else 0
         want += sum(1 + i["e"] * i["f"] * i["cg"] * i["kr"] ** 2 + 2
                     for i in ins if i["op"] == Op.MAXPOOL)
         assert layer.cycles == want, layer
