@@ -4,7 +4,9 @@ cycle counter with the compiler's model (docs/simulation.md).
 
 The design options are ``generate``'s (``--board``, ``--size``, ``--batch``).
 The inputs: ``--input X.npy`` (the user's float samples), else the digits
-test split for a digits network, else seeded random samples.
+test split for a digits network, else seeded random samples.  ``--fast``
+runs them on the C++ harness (:mod:`nnloom.sim.fast`: Verilator, no Python
+per cycle) instead of cocotb, with the same results.
 """
 
 from __future__ import annotations
@@ -111,11 +113,20 @@ def run(argv) -> int:
     add_design_options(ap)
     ap.add_argument("--pause", type=float, default=0.0,
                     help="probability of a pause on every AXI channel each cycle (0..0.9)")
+    ap.add_argument("--fast", action="store_true",
+                    help="long runs: the same Verilog under a C++ Verilator harness (DRAM modelled "
+                         "as cocotb's, no Python per cycle), the same outputs and counters")
     ap.add_argument("--json", metavar="FILE", help="write the summary as JSON")
     args = ap.parse_args(argv)
     opts = design_options(args)
     if not 0 <= args.pause <= 0.9:
         raise UsageError(f"simulate: --pause: expected 0..0.9, got {args.pause}")
+    if args.fast and args.pause:
+        raise UsageError(f"simulate: --pause: --fast models a DRAM without pauses; expected 0 "
+                         f"with --fast, got {args.pause}")
+    if args.fast and args.sim == "icarus":
+        raise UsageError("simulate: --sim: --fast runs on Verilator; expected verilator with "
+                         "--fast, got icarus")
     if args.sim == "icarus" and not shutil.which("iverilog"):
         raise UsageError("simulate: --sim: icarus: iverilog is not installed (apt-get install iverilog)")
     from nnloom.gen.frontend import load_network
@@ -129,15 +140,26 @@ def run(argv) -> int:
     progress = Progress()
     b = build(path, network=network, calibration=calibration, **opts)
     xq = np.stack([b.qnet.quantize_input(v) for v in x])
+    speed = {}
     with _bar(b, len(xq), progress) as advance:
-        results = run_inputs(b, xq, sim=args.sim, pause=args.pause, seed=args.seed,
-                             on_chunk=advance, build_status=progress.step)
+        if args.fast:
+            from nnloom.sim.fast import run_inputs_fast
+
+            results = run_inputs_fast(b, xq, on_chunk=advance, build_status=progress.step,
+                                      stats=speed)
+        else:
+            results = run_inputs(b, xq, sim=args.sim, pause=args.pause, seed=args.seed,
+                                 on_chunk=advance, build_status=progress.step)
     if labels is not None:
         for r, s, label, xf in zip(results, labels[0], labels[1], x):
             r.update(sample=int(s), label=int(label), rtl=int(np.argmax(r["output"])),
                      float=int(np.argmax(network.forward(xf))))
     s = dict(summarize(results, b.program), inputs=what)
     print_summary(s, b.qnet.name)
+    if speed:
+        print(f"fast harness: {speed['sim_cycles']:,} cycles simulated in {speed['seconds']:.2f} s "
+              f"({speed['cycles_per_second']:,.0f} cycles/s)")
+        s["fast"] = speed
     if args.json:
         report = dict(s, network=b.qnet.name, source=str(path), board=b.board,
                       config=b.design.to_dict(),
