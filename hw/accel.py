@@ -37,7 +37,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .accel_core import AccelConfig, AccelCore, _SyncRead
+from .accel_core import AccelConfig, AccelCore, SyncRead
 from .accel_isa import INSTRUCTION, INSTRUCTION_BITS, PARAM_ENTRY, Op
 from .axi import AxiLiteRegsConfig, AxiReaderConfig, AxiWriterConfig
 from .axi_lite import AxiLiteRegs
@@ -149,7 +149,7 @@ class Accelerator(wiring.Component):
         imem = Memory(shape=imem_width, depth=imem_depth, init=[],
                       attrs={"no_rw_check": 1})   # loaded while idle, read while running
         m.submodules.imem = imem
-        iw, ir = imem.write_port(), _SyncRead(m, imem)
+        iw, ir = imem.write_port(), SyncRead(m, imem)
         # A fetch unit runs ahead of execution: it reads each instruction's
         # words into ins_raw and pushes the decoded instruction into a queue.
         iwid = imem_width

@@ -52,7 +52,7 @@ from .params import Config, ParamError, param
 from .engine import check_engine, systolic_engine
 from .systolic import SystolicConfig
 
-__all__ = ["AccelConfig", "AccelCore", "PARAM_STORE", "SAT_BITS", "Tile", "POST_LATENCY"]
+__all__ = ["AccelConfig", "AccelCore", "PARAM_STORE", "SAT_BITS", "SyncRead", "Tile", "POST_LATENCY"]
 
 #: What the parameter bank keeps of a :data:`PARAM_ENTRY` (shift stored minus one).
 PARAM_STORE = data.StructLayout({"bias": signed(32), "mult": unsigned(31), "shm1": unsigned(6)})
@@ -366,7 +366,7 @@ def _one_word(m, width):
     return wp, rp
 
 
-class _SyncRead:
+class SyncRead:
     """A read port with the timing of ``mem.read_port()`` (data one cycle
     after the address, held while ``en`` is low), built as an asynchronous
     read and a register, the pattern Yosys merges into a block RAM's read
@@ -454,16 +454,16 @@ class AccelCore(wiring.Component):
         pbuf = Memory(shape=data.ArrayLayout(PARAM_STORE, P), depth=mems["pbuf"][0], init=[],
                       attrs={"no_rw_check": 1})
         m.submodules.pbuf_mem = pbuf
-        act_wp, act_rp = act.write_port(), _SyncRead(m, act)
-        w_wp, w_rp = wbuf.write_port(), _SyncRead(m, wbuf)
-        p_wp, p_rp = pbuf.write_port(granularity=1), _SyncRead(m, pbuf)
+        act_wp, act_rp = act.write_port(), SyncRead(m, act)
+        w_wp, w_rp = wbuf.write_port(), SyncRead(m, wbuf)
+        p_wp, p_rp = pbuf.write_port(granularity=1), SyncRead(m, pbuf)
         if cfg.acc_depth > 1:
             # a pixel's sum is read again at least P >= 2 cycles after it is
             # written (tiles take max(M, P) cycles), never in the same cycle:
             # no read-during-write logic
             accb = _mem(m, "acc_mem", *mems["acc"])
             a_wp = accb.write_port()
-            a_rp = _SyncRead(m, accb)
+            a_rp = SyncRead(m, accb)
         else:
             a_wp, a_rp = _one_word(m, P * 32)
 
