@@ -112,6 +112,7 @@ def test_auto_clock_on_ice40_is_the_oscillator(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.fpga
+@pytest.mark.extended          # two real builds; the search itself is tested above
 def test_ulx3s_auto_clock_builds_with_the_pll(tmp_path):
     """The automatic choice on the real toolchain: the link-only top is rebuilt
     with the PLL at the fastest standard clock its first build allows."""
