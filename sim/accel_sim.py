@@ -103,21 +103,10 @@ def run_inputs(build, xq, *, sim: str | None = None, pause: float = 0.0, seed: i
     and ``layers_exact`` (every counter equals the compiler's model).
     ``build_status`` is passed to :func:`nnloom.sim.runner.run`; ``engine``
     (a factory, :mod:`nnloom.hw.engine`) replaces the core's systolic array."""
-    from nnloom.sim.golden.qnet import run as golden_run
-
-    xq = np.asarray(xq, dtype=np.int64).reshape(-1, *build.qnet.input_shape)
-    prog = build.program
-    B = prog.batch
-    want = np.asarray(golden_run(build.qnet, xq)[-1]).reshape(len(xq), -1)
-    model = [L.cycles for L in prog.layers[:prog.config.layers]]
+    plan = run_plan(build, xq, chunk)
+    xq, prog, B, jobs, runs, per = plan.xq, plan.prog, plan.B, plan.jobs, plan.runs, plan.per
     design = Accelerator(build.config, engine)
-    # a run takes B samples: the last run is padded with copies of the first input
-    runs = -(-len(xq) // B)
-    padded = np.concatenate([xq, np.repeat(xq[:1], runs * B - len(xq), axis=0)])
-    jobs = padded.reshape(runs, B, *build.qnet.input_shape) if B > 1 else padded
     raw = []
-    # batched runs go at least two to a simulator, so that the second keeps the program
-    per = max(1, chunk // B) if B == 1 else max(2, chunk // B)
     with tempfile.TemporaryDirectory() as d:
         job = Path(d) / "job.pkl"
         with open(job, "wb") as f:
@@ -132,22 +121,55 @@ def run_inputs(build, xq, *, sim: str | None = None, pause: float = 0.0, seed: i
             raw += json.loads(out.read_text())["results"]
             if on_chunk is not None:
                 on_chunk(min(count * B, len(xq) - first * B))
-    results = []
-    for r in raw:
-        outs = np.asarray(r["output"], dtype=np.int64).reshape(B, -1)
-        for k in range(B):
-            index = r["index"] * B + k
-            if index >= len(xq):
-                break
-            golden = want[index].reshape(prog.output_shape)
-            output = outs[k].reshape(prog.output_shape)
-            results.append({"index": index, "output": output, "golden": golden,
-                            "bit_exact": bool(np.array_equal(output, golden)),
-                            "cycles": r["cycles"], "batch": B, "beats": r["beats"],
-                            "kept": r.get("kept", False),
-                            "stalls": r["stalls"], "layers": r["layers"],
-                            "layers_exact": list(r["layers"]) == model})
-    return results
+    return plan.results(raw)
+
+
+class RunPlan:
+    """How :func:`run_inputs` (cocotb) and :func:`nnloom.sim.fast.run_inputs_fast`
+    (the C++ harness) cut ``xq`` into runs of B samples (the last padded
+    with copies of the first input) and runs into simulator sessions of
+    ``per`` runs (batched runs at least two to a session, so that the second
+    keeps the program), and how they turn each run's raw figures into the
+    per-input results (compared with the golden model and the layer model)."""
+
+    def __init__(self, build, xq, chunk):
+        from nnloom.sim.golden.qnet import run as golden_run
+
+        shape = build.qnet.input_shape
+        self.xq = np.asarray(xq, dtype=np.int64).reshape(-1, *shape)
+        self.prog = prog = build.program
+        self.B = B = prog.batch
+        self.want = np.asarray(golden_run(build.qnet, self.xq)[-1]).reshape(len(self.xq), -1)
+        self.model = [L.cycles for L in prog.layers[:prog.config.layers]]
+        self.runs = -(-len(self.xq) // B)
+        padded = np.concatenate([self.xq, np.repeat(self.xq[:1], self.runs * B - len(self.xq),
+                                                    axis=0)])
+        self.jobs = padded.reshape(self.runs, B, *shape) if B > 1 else padded
+        self.per = max(1, chunk // B) if B == 1 else max(2, chunk // B)
+
+    def results(self, raw) -> list[dict]:
+        """``raw``: per run ``index``, ``output`` (B samples' int8 values),
+        ``cycles``, ``beats``, ``stalls``, ``layers``, ``kept``."""
+        B, prog, results = self.B, self.prog, []
+        for r in raw:
+            outs = np.asarray(r["output"], dtype=np.int64).reshape(B, -1)
+            for k in range(B):
+                index = r["index"] * B + k
+                if index >= len(self.xq):
+                    break
+                golden = self.want[index].reshape(prog.output_shape)
+                output = outs[k].reshape(prog.output_shape)
+                results.append({"index": index, "output": output, "golden": golden,
+                                "bit_exact": bool(np.array_equal(output, golden)),
+                                "cycles": r["cycles"], "batch": B, "beats": r["beats"],
+                                "kept": r.get("kept", False),
+                                "stalls": r["stalls"], "layers": r["layers"],
+                                "layers_exact": list(r["layers"]) == self.model})
+        return results
+
+
+def run_plan(build, xq, chunk: int = 5) -> RunPlan:
+    return RunPlan(build, xq, chunk)
 
 
 def failures(results) -> str:

@@ -34,8 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from nnloom.hw.accel import Accelerator, REGS
 from nnloom.sim.runner import (SimulationFailed, VERILATOR_WAIVERS, cache_root, file_lock,
                                verilator_env)
@@ -157,21 +155,14 @@ def run_inputs_fast(build, xq, *, chunk: int = 5, on_chunk=None, build_status=No
     ``seconds`` (the harness's time), ``cycles_per_second`` and
     ``wall_seconds`` (build included)."""
     from nnloom.gen.verilog import to_verilog
-    from nnloom.sim.golden.qnet import run as golden_run
+    from nnloom.sim.accel_sim import run_plan
 
     t0 = time.perf_counter()
-    xq = np.asarray(xq, dtype=np.int64).reshape(-1, *build.qnet.input_shape)
-    prog = build.program
-    B = prog.batch
-    want = np.asarray(golden_run(build.qnet, xq)[-1]).reshape(len(xq), -1)
-    model = [L.cycles for L in prog.layers[:prog.config.layers]]
+    # runs and sessions exactly as run_inputs makes them
+    plan = run_plan(build, xq, chunk)
+    xq, prog, B, jobs, runs, per = plan.xq, plan.prog, plan.B, plan.jobs, plan.runs, plan.per
     binary = build_fast(to_verilog(Accelerator(build.config, engine), name="top"),
                         build_status=build_status)
-    # runs and sessions exactly as run_inputs makes them
-    runs = -(-len(xq) // B)
-    padded = np.concatenate([xq, np.repeat(xq[:1], runs * B - len(xq), axis=0)])
-    jobs = padded.reshape(runs, B, *build.qnet.input_shape) if B > 1 else padded
-    per = max(1, chunk // B) if B == 1 else max(2, chunk // B)
     raw, sim_cycles, seconds = [], 0, 0.0
     for first in range(0, runs, per):
         count = min(per, runs - first)
@@ -185,23 +176,12 @@ def run_inputs_fast(build, xq, *, chunk: int = 5, on_chunk=None, build_status=No
         if on_chunk is not None:
             on_chunk(min(count * B, len(xq) - first * B))
     osize = prog.regions["output"][1]
-    results = []
     for r in raw:
         out = bytes.fromhex(r["output"])
         if len(out) != osize:
             raise FastError(f"fast harness: output of {len(out)} bytes, expected {osize}")
-        outs = np.asarray(prog.output_from(out), dtype=np.int64).reshape(B, -1)
-        for k in range(B):
-            index = r["index"] * B + k
-            if index >= len(xq):
-                break
-            golden = want[index].reshape(prog.output_shape)
-            output = outs[k].reshape(prog.output_shape)
-            results.append({"index": index, "output": output, "golden": golden,
-                            "bit_exact": bool(np.array_equal(output, golden)),
-                            "cycles": r["cycles"], "batch": B, "beats": r["beats"],
-                            "kept": r["kept"], "stalls": r["stalls"], "layers": r["layers"],
-                            "layers_exact": list(r["layers"]) == model})
+        r["output"] = prog.output_from(out)
+    results = plan.results(raw)
     if stats is not None:
         stats.update(sim_cycles=sim_cycles, seconds=seconds,
                      cycles_per_second=sim_cycles / seconds if seconds else 0.0,
