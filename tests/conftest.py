@@ -30,3 +30,21 @@ def pytest_collection_modifyitems(config, items):
 def simulator():
     """The simulator the cocotb tests use: $NNLOOM_SIM, default Verilator."""
     return os.environ.get("NNLOOM_SIM", "verilator")
+
+
+@pytest.fixture
+def one_line_error(capsys):
+    """``check(argv, *needles)``: ``nnloom argv`` exits 2 with exactly one
+    line on stderr, ``nnloom: ...``, no traceback, holding every needle;
+    returns that line."""
+    from nnloom.gen.cli import main
+
+    def check(argv, *needles):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("nnloom: ") and "Traceback" not in err, err
+        for needle in needles:
+            assert needle in err, err
+        return err
+
+    return check

@@ -102,16 +102,8 @@ def test_simulate_fast_cli(mlp, tmp_path, capsys):
     assert [r["rtl"] for r in s["results"]] == [int(np.argmax(r["output"])) for r in ref]
 
 
-def _one_line(capsys, argv, *needles):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("nnloom: ") and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-
-
-def test_simulate_fast_refuses_what_it_cannot_honour(capsys):
-    _one_line(capsys, ["simulate", "digits_mlp", "--fast", "--pause", "0.2"],
+def test_simulate_fast_refuses_what_it_cannot_honour(one_line_error):
+    one_line_error(["simulate", "digits_mlp", "--fast", "--pause", "0.2"],
               "--pause: --fast models a DRAM without pauses", "got 0.2")
-    _one_line(capsys, ["simulate", "digits_mlp", "--fast", "--sim", "icarus"],
+    one_line_error(["simulate", "digits_mlp", "--fast", "--sim", "icarus"],
               "--sim: --fast runs on Verilator", "got icarus")

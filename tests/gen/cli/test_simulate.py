@@ -64,37 +64,30 @@ def tiny(tmp_path):
     return path, x
 
 
-def _one_line(capsys, argv, *needles):
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("nnloom: ") and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
-def test_batch_out_of_range_is_refused_everywhere(capsys, tmp_path):
+def test_batch_out_of_range_is_refused_everywhere(one_line_error, tmp_path):
     msg = "nnloom: --batch: expected an integer in 1..255, got 0\n"
     for argv in (["simulate", "digits_mlp", "--batch", "0"],
                  ["generate", "digits_mlp", "--batch", "0", "-o", str(tmp_path / "out")],
                  ["plan", "digits_mlp", "--batch", "0"]):
-        assert _one_line(capsys, argv).endswith(msg.split("nnloom: ", 1)[1])
+        assert one_line_error(argv).endswith(msg.split("nnloom: ", 1)[1])
     assert not (tmp_path / "out").exists()
 
 
-def test_bad_inputs_are_one_line(capsys, tiny, tmp_path):
+def test_bad_inputs_are_one_line(tiny, tmp_path, one_line_error):
     path, _ = tiny
     np.save(tmp_path / "wrong.npy", np.zeros((3, 64)))
-    _one_line(capsys, ["simulate", str(path), "--input", str(tmp_path / "wrong.npy")],
+    one_line_error(["simulate", str(path), "--input", str(tmp_path / "wrong.npy")],
               f"--input: {tmp_path / 'wrong.npy'}: shape: expected samples shaped [48] or "
               "[N, 48], got [3, 64]")
     (tmp_path / "text.npy").write_text("not numpy")
-    _one_line(capsys, ["simulate", str(path), "--input", str(tmp_path / "text.npy")],
+    one_line_error(["simulate", str(path), "--input", str(tmp_path / "text.npy")],
               str(tmp_path / "text.npy"), "expected a readable .npy file")
-    _one_line(capsys, ["simulate", str(path), "--input", str(tmp_path / "x.npy"), "--samples", "4"],
+    one_line_error(["simulate", str(path), "--input", str(tmp_path / "x.npy"), "--samples", "4"],
               "--samples: expected 1..3")
-    _one_line(capsys, ["simulate", str(path), "--samples", "0"], "--samples: expected 1..1000")
-    _one_line(capsys, ["simulate", "digits_mlp", "--size", "6"], "--size: expected 2 or a multiple")
+    one_line_error(["simulate", str(path), "--samples", "0"], "--samples: expected 1..1000")
+    one_line_error(["simulate", "digits_mlp", "--size", "6"], "--size: expected 2 or a multiple")
 
 
 def test_random_inputs_are_seeded(tiny):
