@@ -39,6 +39,7 @@ from pathlib import Path
 from nnloom.gen.accelerator import replace_dir
 from nnloom.gen.planner import board as get_board
 from nnloom.hw.board_top import BoardTop, mem_depth_for
+from nnloom.hw.errors import InputError
 from nnloom.hw.uart import divisor_for
 
 from .board import BoardDesign, PllError, ecp5_pll
@@ -268,6 +269,8 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     context manager entered while the tools run (the command line's status
     line)."""
     b = get_board(board_name)
+    if clock_mhz is not None and not clock_mhz > 0:
+        raise InputError(f"--clock: expected a frequency in MHz > 0, got {clock_mhz:g}")
     the_build, depth = prepare(network_path, board_name, size=size, network=network)
     cfg, prog, qnet = the_build.config, the_build.program, the_build.qnet
     where = f"{qnet.name} on {b.name} ({cfg.size} x {cfg.size} array)"

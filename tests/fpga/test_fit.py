@@ -125,6 +125,7 @@ def test_cli_fit_passes_on_ulx3s(capsys):
 @pytest.mark.parametrize("argv,msg", [
     (["--board", "nope"], "--board: expected one of"),
     (["--board", "ulx3s-85f", "--baud", "10000000"], "baud rate 10000000 is not reachable"),
+    (["--board", "ulx3s-85f", "--clock", "-5"], "--clock: expected a frequency in MHz > 0, got -5"),
 ])
 def test_cli_bad_input(argv, msg, capsys):
     rc = main(["fpga", "build", "examples/digits_mlp.toml", *argv, "--check"])
@@ -143,7 +144,9 @@ def test_ecp5_pes_beyond_the_dsps_are_lut_multipliers():
     est = board_estimate(cfg, b, 2048)
     assert est["dsps"] == 156
     base = board_estimate(cfg, dataclasses.replace(b, budget=b.budget.replace(dsps=192)), 2048)
-    assert base["dsps"] == 192 and est["luts"] - base["luts"] == 36 * 80
+    from nnloom.gen.perf.resources import COEFFS
+    per_mult = COEFFS["lut_per_mult_bit"] * 8 * 8        # the model's 8 x 8 LUT multiplier
+    assert base["dsps"] == 192 and est["luts"] - base["luts"] == round(36 * per_mult)
     script = dsp_budget_script(cfg, 156)
     assert script.startswith("proc; booth t:$mul r:A_WIDTH<=8")
     kept = [f"*.pe_{i}_{j}/*" for i in range(12) for j in range(12)][:108]
