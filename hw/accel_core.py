@@ -60,9 +60,10 @@ PARAM_STORE = data.StructLayout({"bias": signed(32), "mult": unsigned(31), "shm1
 #: the int8 clamp, which gives the same result as the full-width value.
 SAT_BITS = 18
 #: Cycles from a last-tile result beat to its output word's write: the
-#: accumulator read, then six register stages (bias operands, bias, four
-#: partial products, their sum, rounding shift, rounding and saturation).
-POST_LATENCY = 7
+#: accumulator read, then seven register stages (bias operands, bias, four
+#: partial products, their sum, rounding shift, rounding and saturation,
+#: zero point and clamp; the pooling maximum and the write follow).
+POST_LATENCY = 8
 
 
 def _sub(layout, *names, seq=False):
@@ -109,7 +110,7 @@ class AccelConfig(Config):
                                      "illegal opcode)")
     queue_depth: int = param(2, lo=1, hi=16, help="instructions each core unit's queue (and "
                                                   "the fetch queue) holds")
-    multiplier: str = param("comb", choices=("comb", "auto", "portable", "ecp5", "ice40"),
+    multiplier: str = param("auto", choices=("comb", "auto", "portable", "ecp5", "ice40"),
                             help="the array's PE multipliers: comb (one-cycle multiply-add) or "
                                  "registered (hw/dsp.py: auto = by the platform, MULT18X18D on "
                                  "ECP5, SB_MAC16 on iCE40, fabric registers without one; the "
@@ -846,11 +847,13 @@ class AccelCore(wiring.Component):
                 with m.If(h_k == r - 1):
                     m.d.sync += h_on.eq(0)
             m.d.comb += g_f.last.eq(g_k == r - 1)
-        # Six register stages from the group (stage 1) to the output stage:
+        # Seven register stages from the group (stage 1) to the output stage:
         # bias operands, bias add, the four 16-bit partial products of the
         # 32 x 31 multiply (one DSP block each), their sum, the rounding
-        # shift, rounding and saturation: each stage one adder, multiplier
-        # or shifter deep (POST_LATENCY = 1 + 6).
+        # shift, rounding and saturation, the output zero point and clamp:
+        # each stage one adder, multiplier, shifter or compare deep; the
+        # output stage compares with the pooling maximum and writes
+        # (POST_LATENCY = 1 + 7).
         meta = data.StructLayout({"ok": 1, "f": flags, "oaddr": unsigned(ab), "c": carry,
                                   "k": g_k.shape()})
         g_meta = Signal(meta)
@@ -861,7 +864,7 @@ class AccelCore(wiring.Component):
             st = Signal(meta, name=f"post_meta{n}")
             m.d.sync += st.eq(stages[-1])
             stages.append(st)
-        s4 = stages[-1]
+        s4, s7_c = stages[-1], stages[-2].c
         s4_ok, s4_f, s4_oaddr, s4_c, s4_k = s4.ok, s4.f, s4.oaddr, s4.c, s4.k
 
         def lanes(shape, name):
@@ -908,11 +911,13 @@ class AccelCore(wiring.Component):
             top = rounding[SAT_BITS - 1:]
             fits = (top == 0) | (top == (1 << len(top)) - 1)
             m.d.sync += s4_y[j].eq(Mux(fits, rounding, Mux(rounding < 0, -lim, lim - 1)))
+            # stage 8: the output zero point, clamped to the activation's range
             z = Signal(signed(SAT_BITS + 1), name=f"z{j}")
             zc = Signal(signed(8), name=f"zc{j}")
-            m.d.comb += [z.eq(s4_y[j] + s4_c.zp),
-                         zc.eq(Mux(z < s4_c.qmin, s4_c.qmin, Mux(z > s4_c.qmax, s4_c.qmax, z))),
-                         res[j].eq(Mux(s4_f.pfirst | (zc > pm_g[j]), zc, pm_g[j]))]
+            m.d.comb += z.eq(s4_y[j] + s7_c.zp)
+            m.d.sync += zc.eq(Mux(z < s7_c.qmin, s7_c.qmin, Mux(z > s7_c.qmax, s7_c.qmax, z)))
+            # output stage: the pooling maximum (a group's lanes), the write
+            m.d.comb += res[j].eq(Mux(s4_f.pfirst | (zc > pm_g[j]), zc, pm_g[j]))
         with m.If(s4_ok):
             if r > 1:
                 m.d.sync += pmax.as_value().word_select(s4_k, 8 * L).eq(res.as_value())

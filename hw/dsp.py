@@ -109,11 +109,11 @@ def unshared_register(m: Module, value, lowering: str, *, name: str,
     q = Signal(name=name)
     if lowering == "ecp5":
         m.submodules[f"{name}_ff"] = Instance(
-            "FD1S3IX", p_GSR="DISABLED", i_CK=ClockSignal(domain), i_CD=ResetSignal(domain),
+            "FD1S3IX", p_GSR="DISABLED", i_CK=ClockSignal(domain), i_CD=ResetSignal(domain, allow_reset_less=True),
             i_D=value, o_Q=q)
     elif lowering == "ice40":
         m.submodules[f"{name}_ff"] = Instance(
-            "SB_DFFSR", i_C=ClockSignal(domain), i_R=ResetSignal(domain), i_D=value, o_Q=q)
+            "SB_DFFSR", i_C=ClockSignal(domain), i_R=ResetSignal(domain, allow_reset_less=True), i_D=value, o_Q=q)
     elif lowering == "portable":
         m.d[domain] += q.eq(value)
     else:
@@ -232,7 +232,7 @@ class RegisteredMultiplier(wiring.Component):
         }
         m.submodules.mult18 = Instance(
             "MULT18X18D", **params, **ports,
-            i_CLK0=ClockSignal(self.domain), i_CE0=Const(1, 1), i_RST0=ResetSignal(self.domain),
+            i_CLK0=ClockSignal(self.domain), i_CE0=Const(1, 1), i_RST0=ResetSignal(self.domain, allow_reset_less=True),
             i_SIGNEDA=sign, i_SIGNEDB=sign, i_SOURCEA=zero, i_SOURCEB=zero)
         m.d.comb += product.eq(prod[:self.p_shape.width])
 
@@ -242,7 +242,7 @@ class RegisteredMultiplier(wiring.Component):
         prod = Signal(32, name="p32")
         sign = int(self.a_shape.signed)
         zero = Const(0, 1)
-        rst = ResetSignal(self.domain)
+        rst = ResetSignal(self.domain, allow_reset_less=True)
         m.submodules.mac16 = Instance(
             "SB_MAC16",
             p_NEG_TRIGGER=Const(0, 1), p_C_REG=Const(0, 1), p_A_REG=Const(1, 1),

@@ -51,10 +51,14 @@ def test_top_is_lint_clean_and_deterministic(cfg):
 def test_cycle_formulas_are_closed_forms():
     from nnloom.hw.accel_core import POST_LATENCY, Tile
     cfg = AccelConfig(size=8)
-    P, L, Q = 8, 16, POST_LATENCY
-    assert Q == 7
-    # one tile of one pixel: preload P + 1, the pixel, latency, 4 post stages
+    # the default array has registered multipliers: latency R + C + 4
+    # (docs/systolic.md); post-processing: the accumulator read + 7 stages
+    P, L, Q = 8, 8 + 8 + 4, POST_LATENCY
+    assert Q == 8
+    # one tile of one pixel: preload P + 1, the pixel, latency, post stages
     assert cfg.layer_cycles([Tile(1, 1)]) == P + 1 + 1 + L + Q
+    # the one-cycle multiply-add array: latency R + C
+    assert AccelConfig(size=8, multiplier="comb").layer_cycles([Tile(1, 1)]) == P + 1 + 1 + 16 + Q
     # tiles follow every max(M, P) cycles, across instructions
     assert cfg.layer_cycles([Tile(3, 5), Tile(2, 20)]) == (P + 1 + 3 * P + 20 + 20 + L + Q)
     assert cfg.layer_cycles([]) == 0

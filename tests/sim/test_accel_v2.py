@@ -146,8 +146,9 @@ def test_sized_tiles_large_maps_and_packs_first_layer():
     assert {i["pk"] for i in convs} == {1, 2}
     conv1 = [i for i in convs if i["layer"] == 0]
     assert all(i["kt"] == 3 * 2 and i["pixels"] <= cfg.acc_depth for i in conv1)
-    # 2 output groups x 4 row tiles of 8 pooled rows (256 conv pixels), KT = 6
-    P, L = 8, 16
+    # 2 output groups x 4 row tiles of 8 pooled rows (256 conv pixels), KT = 6;
+    # the array's latency R + C + 4 (registered multipliers, the default)
+    P, L = 8, 8 + 8 + 4
     ms = [256] * (2 * 4 * 6)
     assert prog.layers[0].cycles == (P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + L
                                      + POST_LATENCY)

@@ -56,11 +56,12 @@ def test_program_structure(name):
     raw = prog.input_bytes(x)
     assert len(raw) == prog.input_words * P and raw == bytes(want)
     # the model's cycles: per layer, its CONVs' weight tiles back to back
-    # (docs/accelerator.md, "Cycles"); MAXPOOL by its own formula
+    # (docs/accelerator.md, "Cycles"; the array's latency is R + C + 4 with
+    # registered multipliers, test_systolic's closed form); MAXPOOL by its own formula
     for layer in prog.layers:
         ins = prog.instructions[layer.first:layer.first + layer.count]
         ms = [i["pixels"] for i in ins if i["op"] == Op.CONV for _ in range(i["kt"])]
-        want = (P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + 2 * P + POST_LATENCY) if ms else 0
+        want = (P + 1 + sum(max(m, P) for m in ms[:-1]) + ms[-1] + CFG.systolic.latency + POST_LATENCY) if ms else 0
         want += sum(1 + i["e"] * i["f"] * i["cg"] * i["kr"] ** 2 + 2
                     for i in ins if i["op"] == Op.MAXPOOL)
         assert layer.cycles == want, layer
