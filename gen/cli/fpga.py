@@ -72,10 +72,10 @@ def cmd_build(argv) -> int:
     _common(ap)
     ap.add_argument("-o", "--output", help="output directory (default build/NETWORK-BOARD)")
     ap.add_argument("--clock", type=float,
-                    help="target clock in MHz, exactly (ECP5: a PLL; the oscillator's frequency: "
-                         "none); default: the fastest standard clock that meets timing with 10 %% "
-                         "margin (ECP5: built at the oscillator, then with the PLL; iCE40: the "
-                         "oscillator)")
+                    help="target clock in MHz, exactly (a PLL: EHXPLLL on ECP5, SB_PLL40_PAD on "
+                         "iCE40; the oscillator's frequency: none); default: the fastest standard "
+                         "clock that meets timing with 10 %% margin (built at the oscillator, "
+                         "then with the PLL)")
     ap.add_argument("--check", action="store_true", help="fit check only, no synthesis")
     ap.add_argument("--synth-opts", default="", help="extra synth_ice40 / synth_ecp5 options")
     args = ap.parse_args(argv)

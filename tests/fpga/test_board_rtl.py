@@ -115,3 +115,42 @@ def test_ecp5_pll_dividers():
         assert 400 <= p["f_out"] * p["output_div"] <= 800
     with pytest.raises(PllError):
         ecp5_pll(25.0, 1000.0)
+
+
+def test_ice40_pll_dividers():
+    from nnloom.fpga.board import PllError, ice40_pll
+
+    # SB_PLL40 simple feedback (iCE40 sysCLOCK PLL guide; icepll):
+    # f_out = f_in * (DIVF + 1) / ((DIVR + 1) * 2**DIVQ), PFD 10..133 MHz, VCO 533..1066 MHz
+    for f_out in (16.0, 24.0, 30.0, 36.0, 48.0):
+        p = ice40_pll(12.0, f_out)
+        pfd = 12.0 / (p["divr"] + 1)
+        assert 10 <= pfd <= 133 and 533 <= pfd * (p["divf"] + 1) <= 1066 and 1 <= p["divq"] <= 6
+        assert p["f_out"] == pfd * (p["divf"] + 1) / 2 ** p["divq"]
+        assert abs(p["f_out"] - f_out) <= 0.01 * f_out
+    # 24 MHz from 12 MHz has one solution: VCO 768 MHz = 12 * 64, / 32; PFD 12 MHz: range 1
+    assert ice40_pll(12.0, 24.0) == {"divr": 0, "divf": 63, "divq": 5, "filter_range": 1,
+                                     "f_out": 24.0, "f_vco": 768.0}
+    for bad in (8.0, 400.0):
+        with pytest.raises(PllError, match="iCE40 PLL: 16..275 MHz"):
+            ice40_pll(12.0, bad)
+
+
+def test_icebreaker_pll_is_fed_by_the_raw_clock_pad():
+    """The iCEBreaker's clk12 pin (35) goes to SB_PLL40_PAD's PACKAGEPIN with
+    no SB_IO or SB_GB in between, and the PLL's dividers reach the netlist."""
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+    from nnloom.fpga.board import BoardDesign
+
+    platform = ICEBreakerPlatform()
+    design = BoardDesign(BoardTop(None, mem_depth=256, divisor=208), clock_mhz=24.0)
+    files = platform.prepare(design, name="top").files
+    text = files["top.il"]
+    assert design.pll["f_out"] == 24.0
+    assert "cell \\SB_PLL40_PAD" in text
+    pll = text[text.index("cell \\SB_PLL40_PAD"):]
+    pll = pll[:pll.index("\n  end")]
+    assert "parameter \\DIVF 7'0111111" in pll and "parameter \\DIVQ 3'101" in pll
+    assert "connect \\PACKAGEPIN" in pll
+    assert "set_io clk12_0__io 35" in files["top.pcf"]
+    assert "SB_GB" not in text

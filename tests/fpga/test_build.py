@@ -103,11 +103,23 @@ def test_auto_clock_search(monkeypatch, tmp_path, fmaxes, clocks, kept):
     assert s["bitstream"] == str(tmp_path / "build" / "top.bit")
 
 
-def test_auto_clock_on_ice40_is_the_oscillator(monkeypatch, tmp_path):
+def test_standard_clock_on_ice40():
+    from nnloom.fpga.build import standard_clock
+    # SB_PLL40 from 12 MHz: 36 = 12 * 48 / 16 (VCO 576), 24 = 12 * 64 / 32
+    assert standard_clock(40.0, 12.0, family="ice40") == 36.0
+    assert standard_clock(30.0, 12.0, family="ice40") == 24.0    # 25 would be 25.125 (0.5 % off)
+    assert standard_clock(13.0, 12.0, family="ice40") is None     # 16 MHz is the PLL's floor
+
+
+@pytest.mark.parametrize("fmaxes,clocks,kept", [
+    ([40.0, 38.0], [None, 36.0], 36.0),                 # the oscillator's build allows 36: met
+    ([16.5], [None], 12.0),                             # the first revision's fmax: nothing above
+])
+def test_auto_clock_on_ice40_uses_the_pll(monkeypatch, tmp_path, fmaxes, clocks, kept):
     from nnloom.fpga.build import build_auto_clock
-    asked = _fake_builds(monkeypatch, [40.0])
+    asked = _fake_builds(monkeypatch, fmaxes)
     s = build_auto_clock(lambda mhz: mhz, "icebreaker", tmp_path)
-    assert [c for c, _ in asked] == [None] and s["clock_mhz"] == 12.0
+    assert [c for c, _ in asked] == clocks and s["clock_mhz"] == kept
 
 
 @pytest.mark.slow
@@ -126,3 +138,10 @@ def test_ulx3s_auto_clock_builds_with_the_pll(tmp_path):
     assert s["clock_mhz"] > 25.0 and s["fmax_mhz"] >= s["clock_mhz"]
     assert s["pll"]["f_out"] == s["clock_mhz"] and abs(s["target_mhz"] - s["clock_mhz"]) < 0.01
     assert (tmp_path / "build" / "top.bit").stat().st_size >= MIN_BITSTREAM["ulx3s-85f"]
+
+
+def test_board_without_a_uart_is_refused_before_the_tools(one_line_error, tmp_path):
+    # the OrangeCrab has no USB UART (its USB goes to the FPGA): no host link
+    one_line_error(["fpga", "build", "digits_mlp", "--board", "orangecrab-25f", "--size", "4",
+                    "-o", str(tmp_path / "oc")], "--board", "no uart 0", "ulx3s-85f")
+    assert not (tmp_path / "oc").exists()
