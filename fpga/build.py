@@ -113,7 +113,10 @@ def dsp_budget_script(config, dsps: int) -> str:
     if spare >= P * P:
         return ""
     keep = [f"pe_{i}_{j}" for i in range(P) for j in range(P)][:spare]
-    sel = "t:$mul r:A_WIDTH<=8 %i r:A_SIGNED=1 %i" + "".join(f" *.{n}/* %d" for n in keep)
+    # a PE's product is in the PE's module or, with a registered multiplier,
+    # in its submodule (pe_i_j.mult)
+    sel = "t:$mul r:A_WIDTH<=8 %i r:A_SIGNED=1 %i" + "".join(
+        f" *.{n}/* %d *.{n}.*/* %d" for n in keep)
     return f"proc; booth {sel}"
 
 
@@ -288,7 +291,6 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     the_build, depth = prepare(network_path, board_name, size=size, network=network)
     cfg, prog, qnet = the_build.config, the_build.program, the_build.qnet
     where = f"{qnet.name} on {b.name} ({cfg.size} x {cfg.size} array)"
-    fit = check_fit(cfg, b, depth, where=where)
     note = None
     if cfg.multiplier == "auto" and lut_multipliers(cfg, b):
         # PEs beyond the DSPs: the registered multipliers in fabric registers
@@ -297,6 +299,7 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
         cfg = replace(cfg, multiplier="portable")
         note = ("PE multipliers lowered as portable registered multipliers: "
                 f"{lut_multipliers(cfg, b)} of them are LUT multipliers")
+    fit = check_fit(cfg, b, depth, where=where)     # of the lowering that is built
     # None: the fastest standard clock that meets timing (ECP5 PLL; chosen by
     # building), else exactly the clock asked for
     clock = clock_mhz or b.budget.clock_mhz

@@ -18,6 +18,14 @@ Coefficients (:data:`COEFFS`) and where they come from:
   holds ``a``, ``w``, ``last``, the accumulator, the drain register and
   ``d_out`` (a + w + 1 + 3 acc).  Skew registers: a_width x R(R-1)/2 (WS;
   OS also w_width x C(C-1)/2); deskew acc_width x C(C-1)/2.
+* Registered multipliers (``multiplier`` other than ``"comb"``, the
+  pipelined array of issue 17): the product's output register in the fabric
+  (a + w bits) and the control delays that follow the multiplier's latency,
+  ``a + w + 3`` flip-flops a PE (the ULX3S-85F digits board top at P = 8:
+  11,837 flip-flops against 10,546 with the one-cycle PE, +20 a PE);
+  where the multiplier is not in a DSP block (LUT multipliers, or the
+  ``"portable"`` lowering) its operand and product registers are fabric
+  flip-flops too: ``2 (a + w)`` more.
 * PE logic: the accumulator adder is one LUT4 per bit on the carry chain
   (two with saturation); WS adds a w_width-bit weight mux, OS one acc-width
   mux (drain / clear).
@@ -99,6 +107,9 @@ def array_estimate(cfg: SystolicConfig, dsps_available: int, family: str = "ecp5
     skew += acc * C * (C - 1) // 2                       # deskew of the results
     luts = pes * pe_luts + math.ceil(lut_mults * COEFFS["lut_per_mult_bit"] * a * w)
     ffs = pes * pe_ffs + skew + C * a                     # + the output register row
+    if cfg.multiplier != "comb":                          # the pipelined array
+        fabric = pes if cfg.multiplier == "portable" else lut_mults
+        ffs += pes * (a + w + 3) + fabric * 2 * (a + w)
     if not cfg.result_fifo:                               # one output register instead
         ffs += C * acc
     elif family == "ecp5":                                # distributed RAM, 16 x 4 per DPR16X4

@@ -52,6 +52,7 @@ does not fit, with needed and available figures.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from nnloom.gen.accelerator import ARRAY_SIDES, first_fit
 from nnloom.gen.perf import estimate
@@ -157,7 +158,12 @@ def board_estimate(cfg: AccelConfig, board: Board, mem_depth: int) -> dict[str, 
     fam = board.budget.family
     P = cfg.size
     pe_dsps = _pe_dsps(cfg, board)
-    base = estimate(cfg.systolic, {}, pe_dsps, block_bits(board.budget), fam)
+    arr = cfg.systolic
+    if arr.multiplier == "auto" and cfg.size * cfg.size > pe_dsps:
+        # as nnloom fpga build lowers it: portable registered multipliers
+        # (Yosys makes the PEs beyond the DSPs LUT multipliers)
+        arr = replace(arr, multiplier="portable")
+    base = estimate(arr, {}, pe_dsps, block_bits(board.budget), fam)
     over = OVERHEAD[fam]
     out = {"luts": base["luts"] + over["luts"][0] + over["luts"][1] * P,
            "ffs": (base["ffs"] + over["ffs"][0] + over["ffs"][1] * P

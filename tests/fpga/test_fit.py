@@ -152,3 +152,28 @@ def test_ecp5_pes_beyond_the_dsps_are_lut_multipliers():
     kept = [f"*.pe_{i}_{j}/*" for i in range(12) for j in range(12)][:108]
     assert all(k in script for k in kept) and "*.pe_9_0/*" not in script
     assert dsp_budget_script(CFG.replace(size=8, data_width=32), 156) == ""   # 64 + 32 fit
+
+
+@pytest.mark.parametrize("multiplier", ["comb", "portable"])
+def test_dsp_budget_selects_exactly_the_pes_beyond_the_dsps(multiplier, tmp_path):
+    """Yosys itself counts the $mul cells the budget script's selection
+    takes on the emitted design: the PE products beyond the DSPs (also when
+    the product sits in the registered multiplier's submodule), none of the
+    post-processing lanes' or the kept PEs'."""
+    import re
+    import subprocess
+
+    from amaranth.back import rtlil
+    from nnloom.fpga.build import dsp_budget_script
+    from nnloom.hw.accel import Accelerator
+    from nnloom.sim.lint import yosys_command
+    cfg = CFG.replace(size=4, data_width=32, multiplier=multiplier)
+    script = dsp_budget_script(cfg, 4 * 4 + 10)       # 16 lane DSPs: 10 PEs keep theirs
+    sel = script.removeprefix("proc; booth ")
+    (tmp_path / "top.il").write_text(rtlil.convert(Accelerator(cfg), name="top"))
+    out = subprocess.run([*yosys_command(), "-q", "-p",
+                          f"read_rtlil top.il; proc; tee -o count.txt select -count {sel}"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    n = int(re.search(r"(\d+) objects", (tmp_path / "count.txt").read_text()).group(1))
+    assert n == 16 - 10
