@@ -67,10 +67,14 @@ class BurstSplitter(wiring.Component):
         remaining = Signal(cfg.BEATS_WIDTH)
         discard = Signal()
 
-        # Beats left before the next 4 KB boundary; a discarded command walks
-        # from address 0, where this is always >= max_burst.
-        to_boundary = Signal(range(BOUNDARY // cfg.bytes_per_beat + 1))
-        m.d.comb += to_boundary.eq((BOUNDARY - addr[:12]) >> cfg.size_log2)
+        # Beats left before the next 4 KB boundary, a register kept with
+        # ``addr`` (off the burst length's path): ``(BOUNDARY - addr[:12]) >>
+        # size_log2`` at every cycle.  A burst of n <= to_boundary beats
+        # leaves to_boundary - n, or a whole 4 KB page when it ends on the
+        # boundary; a discarded command walks from address 0, where this is
+        # always >= max_burst.
+        page = BOUNDARY // cfg.bytes_per_beat
+        to_boundary = Signal(range(page + 1), init=page)
         cap = Signal(range(BOUNDARY // cfg.bytes_per_beat + 1))
         m.d.comb += cap.eq(Mux(to_boundary < cfg.max_burst, to_boundary, cfg.max_burst))
         n = Signal(9)
@@ -83,7 +87,8 @@ class BurstSplitter(wiring.Component):
                      self.cmd.ready.eq(~active | (burst.ready & last)),
                      self.busy.eq(active)]
         with m.If(burst.valid & burst.ready):
-            m.d.sync += [addr.eq(addr + (n << cfg.size_log2)), remaining.eq(remaining - n)]
+            m.d.sync += [addr.eq(addr + (n << cfg.size_log2)), remaining.eq(remaining - n),
+                         to_boundary.eq(Mux(to_boundary == n, page, to_boundary - n))]
             with m.If(last):
                 m.d.sync += active.eq(0)
 
@@ -96,7 +101,9 @@ class BurstSplitter(wiring.Component):
             if not self.keep_misaligned:
                 load = load & ~mis
             m.d.sync += [active.eq(load), remaining.eq(cmd.beats), discard.eq(mis),
-                         addr.eq(Mux(mis, 0, cmd.addr))]
+                         addr.eq(Mux(mis, 0, cmd.addr)),
+                         to_boundary.eq(Mux(mis, page,
+                                            (BOUNDARY - cmd.addr[:12]) >> cfg.size_log2))]
         return m
 
 
