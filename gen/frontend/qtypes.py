@@ -85,6 +85,38 @@ Added for imported ONNX models (see docs/quantization.md, "ONNX"):
     in place of the constant: ``y = rint_even(fma(xb, rbc, fma(xa, rac, fixed)))``,
     clamped, in the model's own codes (``raw_offset``).
 
+  The accumulator ``acc`` of conv / fc depends on the CPU where onnxruntime
+  multiplies uint8 activations by int8 weights with its U8S8 kernels, which
+  MLAS picks from the CPU at run time.  ``QLayer.u8s8`` marks those layers:
+  ``"qlinear"`` (a QLinearConv / QLinearMatMul / QGemm on uint8 input with
+  int8 weights: at every optimization level) or ``"qdq"`` (a QDQ group that
+  onnxruntime's graph optimizations fuse into one, uint8 or int8 activations
+  alike: int8 ones are converted to uint8 first; the importer decides as
+  onnxruntime's optimizer does, :mod:`nnloom.gen.frontend.loaders.onnx_qdq`;
+  not fused below ``ORT_ENABLE_EXTENDED``, and then computed in float with
+  exact products: the golden model's ``run(..., qdq_fused=False)``); None
+  elsewhere (int8 x int8, uint8 weights, depthwise conv, float paths: exact
+  products).  Per CPU variant (``nnloom.sim.golden.mlas``, selected
+  from the ``/proc/cpuinfo`` flags in onnxruntime's order of precedence, or
+  forced by ``NNLOOM_MLAS_U8S8=saturate|exact``):
+
+  - **exact** (AVX512-VNNI, AVX-VNNI, AMX, SSE-only x86, every non-x86 CPU):
+    ``acc`` as above, the exact 32-bit sum (the rule measured before on an
+    AVX-512 machine);
+  - **saturate** (AVX2 + FMA3 without AVX-VNNI and without AVX-512 core, or
+    AVX-512 core (F/BW/DQ/VL) without AVX512-VNNI: ``vpmaddubsw``): the raw
+    codes ``a = x + 128`` (uint8, padding ``in_zp + 128``) and the raw int8
+    weights ``b`` are multiplied along K in MLAS's order (fc: the input
+    order; conv: ``(r, s, c)``, channels fastest, as onnxruntime's NHWC
+    im2col and its ConvSym kernel read them) and added two by two into a
+    saturating int16: ``acc = exact + sum_i (clamp(p_i, -32768, 32767) - p_i)``
+    with ``p_i = a[2i] * b[2i] + a[2i+1] * b[2i+1]`` (an odd last element
+    pairs with 0).  Weight and input zero points are corrections of 32-bit
+    sums and do not enter ``p_i``; the rest (bias, float32 requantization) is
+    unchanged.  (The VNNI kernels' ``vpdpbusds`` saturates the 32-bit sum
+    instead of wrapping it: not modelled, a real layer never gets near
+    ``2**31``.)
+
   This is the one rule with float semantics; the accelerator refuses it
   (``nnloom generate`` re-quantizes the float network with nnloom's own
   quantizer instead).
@@ -213,6 +245,8 @@ class QLayer:
     w_zp: np.ndarray | None = None        # int [M] weight zero point per output channel; None: 0
     const: np.ndarray | None = None       # addconst: the constant's codes [F] (int8 domain)
     raw_offset: int = 0                   # addconst: 128 when the model's own codes are uint8
+    u8s8: str | None = None               # conv / fc of an ONNX import: onnxruntime's U8S8 kernel
+                                          # ("qlinear": a QLinear operator, "qdq": a fused QDQ group)
 
     @property
     def has_weights(self) -> bool:

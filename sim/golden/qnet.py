@@ -35,7 +35,12 @@ arrays (never floats, but for ``addconst``, whose float32 arithmetic is onnxrunt
 * ``rounding == "mlas"`` (quantized ONNX imports): conv / fc / dwconv and
   avgpool requantize in float32 as onnxruntime's MLAS kernels do
   (``f32(acc) * f32 scale``, clamp, round half to even) and add of two
-  tensors is QLinearAdd's float32 arithmetic (as addconst).
+  tensors is QLinearAdd's float32 arithmetic (as addconst).  The conv / fc
+  layers onnxruntime runs with its U8S8 kernel (``ql.u8s8``) add, on CPUs
+  where that kernel clamps pair sums to int16 (AVX2 without VNNI:
+  :mod:`nnloom.sim.golden.mlas`), the saturation to the exact accumulator;
+  ``qdq_fused=False`` models onnxruntime without graph optimizations, which
+  keeps QDQ groups (``"qdq"``) in float.
 
 The requantization of conv / fc / dwconv follows the network's
 ``rounding``: ``"onnxruntime"`` is :func:`nnloom.sim.golden.requant.requantize`
@@ -59,6 +64,7 @@ import numpy as np
 from nnloom.gen.frontend import batch, float32_fma, im2col, run_float, windows
 from nnloom.sim.golden.gemm import gemm
 from nnloom.sim.golden.intarith import wrap
+from nnloom.sim.golden.mlas import u8s8_correction, u8s8_saturates
 from nnloom.sim.golden.requant import (
     multiply_by_quantized_multiplier, requantize, requantize_tflite,
 )
@@ -206,9 +212,34 @@ def _dwconv(ql, xc):
     return acc
 
 
-def run_layer(ql, x, rounding: str = "onnxruntime", x2=None):
+def _u8s8_active(ql, rounding, qdq_fused):
+    """Whether onnxruntime's saturating U8S8 kernel computes this layer here."""
+    if rounding != "mlas" or ql.u8s8 not in ("qlinear", "qdq"):
+        return False
+    if ql.u8s8 == "qdq" and not qdq_fused:
+        return False
+    return u8s8_saturates()
+
+
+def _u8s8(ql, cols, c):
+    """The pair saturation of onnxruntime's U8S8 kernel (:mod:`nnloom.sim.golden.mlas`)
+    for the columns ``cols`` [P, K] of ``x - in_zp`` (conv: (c, r, s) order; MLAS
+    orders K as (r, s, c)); the raw codes are ``x + 128`` (uint8), the raw
+    weights ``ql.weight`` (int8)."""
+    w = np.asarray(ql.weight, np.int64).reshape(len(ql.weight), -1)
+    k = w.shape[1]
+    order = None
+    if ql.kind == "conv":
+        rs = k // c
+        order = np.arange(k).reshape(c, rs).T.reshape(-1)      # (r, s, c) -> index into (c, r, s)
+    return u8s8_correction(cols + (ql.in_zp + 128), w.T, order)
+
+
+def run_layer(ql, x, rounding: str = "onnxruntime", x2=None, qdq_fused: bool = True):
     """One quantized layer on a batch ``x`` (int64, [N, *ql.in_shape]);
-    ``x2`` is the second input of an ``add``."""
+    ``x2`` is the second input of an ``add``.  ``qdq_fused=False``: as
+    onnxruntime without graph optimizations, which leaves QDQ groups
+    (``ql.u8s8 == "qdq"``) in float: exact products."""
     n = x.shape[0]
     if ql.kind == "dwconv":
         acc = _dwconv(ql, np.asarray(x, np.int64) - ql.in_zp)
@@ -234,11 +265,15 @@ def run_layer(ql, x, rounding: str = "onnxruntime", x2=None):
             else:
                 cols, e, f = im2col(xc, ql.kernel, ql.stride, ql.padding)
             acc = gemm(cols, w.reshape(w.shape[0], -1).T, acc_width=32)
+            if _u8s8_active(ql, rounding, qdq_fused):
+                acc = acc + _u8s8(ql, cols, xc.shape[1])
             acc = acc.reshape(n, e, f, -1).transpose(0, 3, 1, 2)
             bias = np.asarray(ql.bias, np.int64)[None, :, None, None]
             shape = (1, -1, 1, 1)
         else:
             acc = gemm(xc.reshape(n, -1), w.T, acc_width=32)
+            if _u8s8_active(ql, rounding, qdq_fused):
+                acc = acc + _u8s8(ql, xc.reshape(n, -1), None)
             bias = np.asarray(ql.bias, np.int64)[None, :]
             shape = (1, -1)
         acc = wrap(acc + bias, 32, True)
@@ -257,8 +292,14 @@ def run_layer(ql, x, rounding: str = "onnxruntime", x2=None):
     raise ValueError(f"layer {ql.name}: unsupported kind {ql.kind!r}")
 
 
-def run(qnet, x_int) -> list:
-    """Per-layer int64 outputs of the golden integer inference."""
+def run(qnet, x_int, qdq_fused: bool = True) -> list:
+    """Per-layer int64 outputs of the golden integer inference.
+
+    ``qdq_fused`` (``rounding == "mlas"`` only): True (default) computes
+    what onnxruntime computes with its default graph optimizations, which
+    fuse QDQ groups into QLinear kernels; False what it computes with them
+    off (``ORT_DISABLE_ALL``, or ``ORT_ENABLE_BASIC``), where QDQ groups run
+    in float.  The two differ only on CPUs whose U8S8 kernel saturates."""
     x, single = batch(x_int, qnet.input_shape, "input")
     if not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"input: expected integers, got {x.dtype}")
@@ -269,13 +310,13 @@ def run(qnet, x_int) -> list:
     if qnet.sequential:
         outs = []
         for ql in qnet.layers:
-            x = run_layer(ql, x, rounding)
+            x = run_layer(ql, x, rounding, qdq_fused=qdq_fused)
             outs.append(x[0] if single else x)
         return outs
     vals = []
     for i, ql in enumerate(qnet.layers):
         srcs = [x if j == -1 else vals[j] for j in qnet.layer_inputs(i)]
-        vals.append(run_layer(ql, srcs[0], rounding, *srcs[1:2]))
+        vals.append(run_layer(ql, srcs[0], rounding, *srcs[1:2], qdq_fused=qdq_fused))
     return [v[0] for v in vals] if single else vals
 
 

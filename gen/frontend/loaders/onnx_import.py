@@ -129,6 +129,7 @@ class Importer:
         self.layers, self.weights, self.qlayers = [], {}, []
         self.finputs = []              # per float layer: the float layers it reads
         self.consumers = {}            # tensor name -> number of nodes reading it
+        self.graph_outputs = {o.name for o in self.graph.output}
         for n in self.graph.node:
             for i in n.input:
                 self.consumers[i] = self.consumers.get(i, 0) + 1

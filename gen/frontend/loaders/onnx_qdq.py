@@ -19,6 +19,11 @@ How an imported graph is read (see docs/quantization.md):
   (also ``DequantizeLinear -> Add(DequantizeLinear(const)) -> QuantizeLinear``
   in QDQ, which onnxruntime fuses into it; a Relu between is fused); ``MaxPool`` / ``Flatten`` / ``Reshape`` work on the int8
   tensor; ``Relu`` on an int8 tensor needs zero point 0 (it is ``max(q, 0)``).
+* Each conv / fc records whether onnxruntime computes it with its U8S8
+  kernel (``QLayer.u8s8``: a QLinear operator on uint8 input with int8
+  weights, or a QDQ group its graph optimizer fuses into one; the rules are
+  above :func:`_ort_u8`), whose products depend on the CPU
+  (:mod:`nnloom.gen.frontend.qtypes`, ``"mlas"``).
 """
 
 from __future__ import annotations
@@ -95,11 +100,11 @@ def _bias(imp, node, b, in_scale, w_scale, m):
 
 
 def _emit(imp, layer, in_act, shape_out, out_scale, out_zp, relu=False, w=None, b=None,
-          trans=False, float_weights=None):
-    """Append the float layer and its QLayer."""
+          trans=False, float_weights=None, u8s8=None):
+    """Append the float layer and its QLayer (``u8s8``: see :func:`_u8s8_qlinear`)."""
     kind = "avgpool" if layer.kind == "gavgpool" else layer.kind
     ql = QLayer(layer.name, kind, in_act.shape, shape_out, in_act.scale, in_act.zp, out_scale, out_zp,
-                relu=relu, qmin=out_zp if relu else INT8[0])
+                relu=relu, qmin=out_zp if relu else INT8[0], u8s8=u8s8 if kind in ("conv", "fc") else None)
     if kind in ("conv", "fc", "dwconv"):
         m = shape_out[0]
         ql.weight, ql.w_scale, ql.w_zp = _weights(imp, imp._node, w, m, trans)
@@ -287,13 +292,15 @@ def _qlinear(imp, node, act):
         layer, _ = imp.float_op(_as(node, "Conv", [node.input[0], node.input[3], *node.input[8:9]]), act)
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
-        return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b), u8)
+        return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b,
+                         u8s8=_u8s8_qlinear(act, w)), u8)
     if op == "QLinearMatMul":
         xs, xz, w, ys, yz, u8 = _qlinear_operands(imp, node, 1)
         layer, _ = imp.float_op(_as(node, "MatMul", [node.input[0], node.input[3]]), act)
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
-        return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, trans=True), u8)
+        return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, trans=True,
+                         u8s8=_u8s8_qlinear(act, w)), u8)
     if op == "QGemm":       # com.microsoft: A, a_s, a_zp, B, b_s, b_zp, C, y_s, y_zp
         a = imp.attrs(node)
         if a.get("alpha", 1.0) != 1.0 or a.get("transA", 0):
@@ -312,13 +319,86 @@ def _qlinear(imp, node, act):
         if (xs, xz) != (act.scale, act.zp):
             imp.fail(node, "expected the input's own scale and zero point")
         return _u8(_emit(imp, layer, act, _out_shape(imp, layer, act.shape), ys, yz, w=w, b=b,
-                         trans=not trans_b), u8)
+                         trans=not trans_b, u8s8=_u8s8_qlinear(act, w)), u8)
     raise AssertionError(op)
 
 
 def _u8(act, u8):
-    act.pending = {"u8": u8}
+    act.pending = {"u8": u8, "ort_u8": u8}
     return act
+
+
+# -- which layers onnxruntime runs with its U8S8 kernel (QLayer.u8s8) ----------------
+#
+# onnxruntime's graph optimizations (ORT_ENABLE_EXTENDED and above, the default),
+# x86-64: EnsureUniqueDQForNodeUnit gives every consumer of a DequantizeLinear its
+# own copy; QDQS8ToU8Transformer turns an int8 QuantizeLinear -> DequantizeLinear
+# pair into uint8 (values and zero point + 128) when the Q feeds exactly that one DQ,
+# is no graph output and both have the same constant scalar zero point; then the
+# selectors fuse DQ -> Conv / Gemm / MatMul [-> Relu] -> Q into QLinearConv / QGemm /
+# QLinearMatMul when the input DQ and the output Q have the same type, int8 being
+# refused for Conv and MatMul (QDQIsInt8Allowed() is false on x86), the bias (if any)
+# comes through an int32 DequantizeLinear (a float initializer bias is given one by
+# WeightBiasQuantization; MatMul -> Add(bias) becomes a Gemm first, MatMulAddFusion),
+# the input comes from a DequantizeLinear directly or through a Reshape (QDQPropagation
+# moves a DQ past Reshape, not past Flatten), and a Relu is only dropped when the Q's
+# zero point is its type's minimum (Relu made redundant by the clamp); otherwise
+# the group stays float (Relu: FusedConv / FusedGemm).
+
+
+def _edges(imp, name):
+    return imp.consumers.get(name, 0)
+
+
+def _int8_zp(imp, node):
+    if len(node.input) < 3 or not node.input[2]:
+        return None
+    z = imp.values.get(node.input[2])
+    if not isinstance(z, Const) or z.value.dtype != np.int8 or z.value.size != 1:
+        return None
+    return int(z.value.reshape(-1)[0])
+
+
+def _ort_u8(imp, q_node, u8):
+    """The type onnxruntime computes the output of QuantizeLinear ``q_node``
+    in: uint8 for a uint8 model, and for an int8 one that QDQS8ToU8Transformer
+    converts (above)."""
+    if u8:
+        return True
+    out = q_node.output[0]
+    if out in imp.graph_outputs or _edges(imp, out) != 1:
+        return False
+    dq = next(n for n in imp.graph.node if out in n.input)
+    if dq.op_type != "DequantizeLinear" or dq.input[0] != out:
+        return False
+    zq, zdq = _int8_zp(imp, q_node), _int8_zp(imp, dq)
+    if zq is None or zq != zdq:
+        return False
+    d = dq.output[0]
+    return not (_edges(imp, d) > 1 or (_edges(imp, d) == 1 and d in imp.graph_outputs))
+
+
+def _u8s8_qlinear(act, w):
+    """``"qlinear"`` for QLinearConv / QLinearMatMul / QGemm on uint8
+    activations with int8 weights (onnxruntime's U8S8 kernel at every
+    optimization level), else None."""
+    return "qlinear" if act.pending.get("ort_u8", act.pending.get("u8")) and w.q.dtype == np.int8 else None
+
+
+def _u8s8_qdq(p, src_act, out_u8, out_zp):
+    """``"qdq"`` when onnxruntime fuses the QDQ group of pending ``p`` (read
+    ``src_act``, quantized by a Q of type ``out_u8``) into a U8S8 kernel."""
+    layer, w, b = p["layer"], p.get("w"), p.get("b")
+    if layer.kind not in ("conv", "fc") or w is None or w.q is None or w.q.dtype != np.int8:
+        return None
+    in_u8 = bool(src_act.pending.get("ort_u8", src_act.pending.get("u8")))
+    if not in_u8 or not out_u8 or src_act.pending.get("flatten"):
+        return None
+    if b is not None and b.q is not None and b.q.dtype != np.int32:
+        return None
+    if p.get("relu") and out_zp != INT8[0]:
+        return None
+    return "qdq"
 
 
 def _int32_bias(imp, node, b, xs, w):
@@ -357,7 +437,7 @@ def _int_input(imp, node, act):
                  f"({'uint8' if imp.input_type == TensorProto.UINT8 else 'int8'}), got "
                  f"{'uint8' if u8 else 'int8'}")
     imp.input_q, imp.input_u8, imp.input_codes = (xs, xz), u8, True
-    q = Act(act.shape, "q", xs, xz, {"u8": u8})
+    q = Act(act.shape, "q", xs, xz, {"u8": u8, "ort_u8": u8})
     imp.values[imp.input_name] = q
     return q
 
@@ -367,42 +447,55 @@ def step(imp, node):
     imp._node = node
     op = node.op_type
     if op == "QuantizeLinear":
-        x = imp.get(node, 0)
-        if isinstance(x, Const):
-            s = imp.get(node, 1, Const).value
-            z = imp.get(node, 2, Const, optional=True)
-            dt = np.uint8 if z is None else z.value.dtype
-            lo, hi = np.iinfo(dt).min, np.iinfo(dt).max
-            axis = imp.attrs(node).get("axis", 1)
-            shape = [1] * x.value.ndim
-            if s.size > 1:
-                shape[axis] = -1
-            zz = 0 if z is None else z.value.astype(np.int64).reshape(shape if z.value.size > 1 else [])
-            q = np.clip(np.rint(x.value / s.reshape(shape if s.size > 1 else [])) + zz, lo, hi).astype(dt)
-            return Const(x.value, q=q)  # scales are taken from the DequantizeLinear that follows
-        ys, yz, u8 = act_params(imp, node, 1, 2)
-        if x.state == "dq" and (ys, yz) == (x.scale, x.zp):
-            # DequantizeLinear -> Flatten -> QuantizeLinear with the same parameters
-            # (onnxruntime's quantizer writes this): nothing to compute.
-            return x.like(state="q", pending={"u8": u8})
-        if x.state == "float" and not imp.layers and imp.input_q is None:
-            imp.input_q, imp.input_u8 = (ys, yz), u8
-            return Act(x.shape, "q", ys, yz, {"u8": u8})
-        if x.state != "pending":
-            imp.fail(node, "expected QuantizeLinear on the input or after a float operator, "
-                     f"got it on a {x.state} tensor")
-        p = x.pending
-        if p["op"] == "AddConst":
-            return _addconst(imp, p["node"], p["in"], p["c"], ys, yz, u8, relu=p.get("relu", False))
-        if p["op"] == "Add2":
-            return _add2(imp, p["node"], p["a"], p["b"], ys, yz, u8, relu=p.get("relu", False))
+        return _quantize_linear(imp, node, imp.get(node, 0))
+    return _step(imp, node, op)
+
+
+def _quantize_linear(imp, node, x):
+    """QuantizeLinear of ``x``: a quantized Act whose ``pending`` records the
+    model's type (``u8``) and the one onnxruntime computes it in (``ort_u8``)."""
+    if isinstance(x, Const):
+        s = imp.get(node, 1, Const).value
+        z = imp.get(node, 2, Const, optional=True)
+        dt = np.uint8 if z is None else z.value.dtype
+        lo, hi = np.iinfo(dt).min, np.iinfo(dt).max
+        axis = imp.attrs(node).get("axis", 1)
+        shape = [1] * x.value.ndim
+        if s.size > 1:
+            shape[axis] = -1
+        zz = 0 if z is None else z.value.astype(np.int64).reshape(shape if z.value.size > 1 else [])
+        q = np.clip(np.rint(x.value / s.reshape(shape if s.size > 1 else [])) + zz, lo, hi).astype(dt)
+        return Const(x.value, q=q)  # scales are taken from the DequantizeLinear that follows
+    ys, yz, u8 = act_params(imp, node, 1, 2)
+    types = {"u8": u8, "ort_u8": _ort_u8(imp, node, u8)}
+    if x.state == "dq" and (ys, yz) == (x.scale, x.zp):
+        # DequantizeLinear -> Flatten -> QuantizeLinear with the same parameters
+        # (onnxruntime's quantizer writes this): nothing to compute.
+        return x.like(state="q", pending=types)
+    if x.state == "float" and not imp.layers and imp.input_q is None:
+        imp.input_q, imp.input_u8 = (ys, yz), u8
+        return Act(x.shape, "q", ys, yz, types)
+    if x.state != "pending":
+        imp.fail(node, "expected QuantizeLinear on the input or after a float operator, "
+                 f"got it on a {x.state} tensor")
+    p = x.pending
+    if p["op"] == "AddConst":
+        out = _addconst(imp, p["node"], p["in"], p["c"], ys, yz, u8, relu=p.get("relu", False))
+    elif p["op"] == "Add2":
+        out = _add2(imp, p["node"], p["a"], p["b"], ys, yz, u8, relu=p.get("relu", False))
+    else:
         layer, src_act = p["layer"], p["in"]
         if layer.kind == "maxpool" and (ys, yz) != (src_act.scale, src_act.zp):
             imp.fail(node, "expected MaxPool to keep its input's scale and zero point")
         out = _emit(imp, layer, src_act, _out_shape(imp, layer, src_act.shape), ys, yz,
-                    relu=p.get("relu", False), w=p.get("w"), b=p.get("b"), trans=p.get("trans", False))
-        out.pending = {"u8": u8}
-        return out
+                    relu=p.get("relu", False), w=p.get("w"), b=p.get("b"), trans=p.get("trans", False),
+                    u8s8=_u8s8_qdq(p, src_act, types["ort_u8"], yz))
+    out.pending = types
+    return out
+
+
+def _step(imp, node, op):
+    """Every operator but QuantizeLinear."""
     if op == "DequantizeLinear":
         x = imp.get(node, 0)
         if isinstance(x, Const):
@@ -447,7 +540,9 @@ def step(imp, node):
         if layer is None:
             return act
         out = _emit(imp, layer, act, _out_shape(imp, layer, act.shape), act.scale, act.zp)
-        return out.like(state="dq", pending=act.pending)
+        # onnxruntime moves a DequantizeLinear past a Reshape (QDQPropagation), not past a Flatten.
+        return out.like(state="dq", pending={**act.pending, "flatten": op == "Flatten" or
+                                             bool(act.pending.get("flatten"))})
     if op == "BatchNormalization":
         imp.fail(node, "expected BatchNormalization folded into the conv before quantization (run "
                  "onnxruntime.quantization.quant_pre_process before quantize_static), got it between "

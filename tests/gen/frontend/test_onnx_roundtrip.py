@@ -87,12 +87,42 @@ def _softmax_out_scale(model):
     raise AssertionError("no Softmax")
 
 
-def _ort(path, x, extra=()):
-    m = onnx.load(str(path))
-    for name in extra:
-        m.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+def _ort(path, x):
+    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return dict(zip([o.name for o in s.get_outputs()], s.run(None, {"X": x})))
+
+
+def _ort_codes(path, x, name):
+    """The codes of the quantized tensor ``name`` as onnxruntime computes them in the
+    whole model.  Making ``name`` an extra graph output would change what it computes
+    on x86-64 (an int8 QuantizeLinear that is a graph output is not converted to uint8,
+    so the layer before it is no longer fused and runs in float, where the fused U8S8
+    kernel of an AVX2 CPU saturates), so the graph is cut instead: after the
+    DequantizeLinear reading ``name`` (QDQ; its float output read back as codes,
+    exactly) or after the node writing it (QOperator).  The MLP is a chain: the cut
+    leaves every earlier tensor with its consumers, and onnxruntime fuses as before."""
+    m = onnx.load(str(path))
+    nodes = list(m.graph.node)
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
+    dq = next((n for n in nodes if n.op_type == "DequantizeLinear" and n.input[0] == name), None)
+    out = dq.output[0] if dq is not None else name
+    keep, need = [], {out}
+    for n in reversed(nodes):
+        if need & set(n.output):
+            keep.append(n)
+            need |= {i for i in n.input if i}
+    del m.graph.node[:]
+    m.graph.node.extend(reversed(keep))
+    del m.graph.output[:]
+    m.graph.output.append(onnx.helper.make_empty_tensor_value_info(out))
+    s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = s.run(None, {"X": x})[0]
+    if dq is None:
+        return y
+    scale, zp = init[dq.input[1]], init[dq.input[2]]
+    codes = np.rint(y.astype(np.float64) / np.float64(scale)).astype(np.int64) + int(zp)
+    assert np.array_equal(((codes - int(zp)) * np.float32(scale)).astype(np.float32), y)
+    return codes.astype(zp.dtype)
 
 
 @pytest.mark.parametrize("fmt,chan,act", CASES, ids=["-".join(c) for c in CASES])
@@ -105,7 +135,8 @@ def test_mlp_roundtrip_matches_onnxruntime(mlp, tmp_path, capsys, fmt, chan, act
     _quantize(src, q, x, fmt, chan == "per_channel", act)
     model = onnx.load(str(q))
     layers = _layer_outputs(model)
-    ref = _ort(q, x, layers)
+    ref = _ort(q, x)
+    ref.update({name: _ort_codes(q, x, name) for name in layers})
     xs = x[1200:]
     np.save(tmp_path / "x.npy", xs)
 
