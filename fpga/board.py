@@ -100,12 +100,19 @@ def pll_for(family: str):
     return {"ecp5": ecp5_pll, "ice40": ice40_pll}[family.lower()]
 
 
+def _has_host_link(platform) -> bool:
+    return ("uart", 0) in platform.resources
+
+
 def check_host_link(platform) -> None:
-    """Refuse (:class:`BoardError`, one line) a platform without the
-    ``uart 0`` resource the board top's host link uses."""
-    if ("uart", 0) not in platform.resources:
+    """Refuse (:class:`BoardError`, one line naming the boards that have
+    one) a platform without the ``uart 0`` resource the board top's host
+    link uses."""
+    if not _has_host_link(platform):
+        from nnloom.gen.planner.boards import BOARDS
+        ok = [name for name, b in BOARDS.items() if _has_host_link(b.platform_class()())]
         raise BoardError(f"--board: {type(platform).__name__} has no uart 0 resource (the "
-                         "host link needs one): expected icebreaker | ulx3s-85f | ulx3s-45f")
+                         f"host link needs one): expected {' | '.join(ok)}")
 
 
 class BoardDesign(Elaboratable):

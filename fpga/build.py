@@ -33,10 +33,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
-from amaranth._toolchain import ToolNotFound
+from amaranth.build.plat import ToolNotFound
 
 from nnloom.gen.accelerator import replace_dir
 from nnloom.gen.planner import board as get_board
@@ -45,7 +44,7 @@ from nnloom.hw.errors import InputError
 from nnloom.hw.uart import divisor_for
 
 from .board import BoardDesign, PllError, check_host_link, pll_for
-from .fit import board_fits, check_fit, lut_multipliers, requant_dsps
+from .fit import as_built, board_fits, check_fit, lut_multipliers, requant_dsps
 from .reports import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, summarize
 
 __all__ = ["TOOLCHAIN", "toolchain_env", "prepare", "build_top", "build_network",
@@ -292,11 +291,9 @@ def build_network(network_path, board_name: str, out_dir=None, *, size: int | No
     cfg, prog, qnet = the_build.config, the_build.program, the_build.qnet
     where = f"{qnet.name} on {b.name} ({cfg.size} x {cfg.size} array)"
     note = None
-    if cfg.multiplier == "auto" and lut_multipliers(cfg, b):
-        # PEs beyond the DSPs: the registered multipliers in fabric registers
-        # (their products still Yosys's, so that the DSP budget can make the
-        # extra ones LUT multipliers); the same Verilog behaviour and cycles
-        cfg = replace(cfg, multiplier="portable")
+    built = as_built(cfg, b)
+    if built is not cfg:
+        cfg = built
         note = ("PE multipliers lowered as portable registered multipliers: "
                 f"{lut_multipliers(cfg, b)} of them are LUT multipliers")
     fit = check_fit(cfg, b, depth, where=where)     # of the lowering that is built

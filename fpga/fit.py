@@ -9,9 +9,10 @@ FPGA flow.  See that module for the calibration.
 from nnloom.gen.planner.fit import (ICE40_CELLS_PER_FF, OVERHEAD, REQUANT_DSPS, FitError,
                                     requant_dsps,
                                     available, block_bits, board_estimate, board_fits, board_ram_blocks,
-                                    check_fit, largest_fit, lut_multipliers, memory_blocks,
+                                    as_built, check_fit, largest_fit, lut_multipliers, memory_blocks,
                                     minimum_budget)
 
 __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "available",
-           "board_ram_blocks", "largest_fit", "board_fits", "block_bits", "lut_multipliers", "minimum_budget",
+           "board_ram_blocks", "largest_fit", "board_fits", "block_bits", "lut_multipliers", "as_built",
+           "minimum_budget",
            "OVERHEAD", "REQUANT_DSPS", "requant_dsps", "ICE40_CELLS_PER_FF"]

@@ -62,7 +62,7 @@ from nnloom.hw.board_top import mem_depth_for
 from nnloom.hw.errors import InputError
 
 __all__ = ["FitError", "board_estimate", "check_fit", "memory_blocks", "available",
-           "board_ram_blocks", "largest_fit", "board_fits", "lut_multipliers",
+           "board_ram_blocks", "largest_fit", "board_fits", "lut_multipliers", "as_built",
            "minimum_budget", "block_bits", "OVERHEAD", "REQUANT_DSPS", "requant_dsps",
            "ICE40_CELLS_PER_FF"]
 
@@ -146,6 +146,17 @@ def _pe_dsps(cfg: AccelConfig, board: Board) -> int:
     return min(P * P, max(0, board.budget.dsps - requant_dsps(cfg)))
 
 
+def as_built(cfg: AccelConfig, board: Board) -> AccelConfig:
+    """``cfg`` with the PE multipliers ``nnloom fpga build`` makes on
+    ``board``: ``multiplier = "auto"`` with PEs beyond the DSPs becomes
+    ``"portable"`` (registered multipliers in fabric registers, their products
+    Yosys's, so that the DSP budget can make the extra ones LUT multipliers;
+    the same behaviour and cycles); any other ``cfg`` is built as it is."""
+    if cfg.multiplier == "auto" and lut_multipliers(cfg, board):
+        return replace(cfg, multiplier="portable")
+    return cfg
+
+
 def lut_multipliers(cfg: AccelConfig, board: Board) -> int:
     """PE products the build makes from LUTs: Booth multipliers beyond the
     DSPs the post-processing lanes leave (iCE40 and ECP5)."""
@@ -158,12 +169,7 @@ def board_estimate(cfg: AccelConfig, board: Board, mem_depth: int) -> dict[str, 
     fam = board.budget.family
     P = cfg.size
     pe_dsps = _pe_dsps(cfg, board)
-    arr = cfg.systolic
-    if arr.multiplier == "auto" and cfg.size * cfg.size > pe_dsps:
-        # as nnloom fpga build lowers it: portable registered multipliers
-        # (Yosys makes the PEs beyond the DSPs LUT multipliers)
-        arr = replace(arr, multiplier="portable")
-    base = estimate(arr, {}, pe_dsps, block_bits(board.budget), fam)
+    base = estimate(as_built(cfg, board).systolic, {}, pe_dsps, block_bits(board.budget), fam)
     over = OVERHEAD[fam]
     out = {"luts": base["luts"] + over["luts"][0] + over["luts"][1] * P,
            "ffs": (base["ffs"] + over["ffs"][0] + over["ffs"][1] * P
