@@ -94,7 +94,18 @@ def verilator_env() -> None:
     # MAKEFLAGS count as command-line definitions and override it.
     flags = os.environ.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
-        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        flags = os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    # The model's code at -O1, not verilated.mk's -Os: on the accelerator
+    # (580 kB of Verilog) the build takes 20 s instead of 24.5 s and the
+    # simulation runs as fast (21.4 s against 21.8 s; -O0 builds in 6 s but
+    # runs 31.6 s).  Set OPT_FAST in MAKEFLAGS to choose another.
+    if "OPT_FAST" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " OPT_FAST=-O1").strip()
+    # the run-time library compiles once per machine, not once per model
+    # (nnloom.sim.objcache); a user's own OBJCACHE (ccache, say) is kept
+    if "OBJCACHE" not in os.environ:
+        from nnloom.sim import objcache
+        os.environ["OBJCACHE"] = objcache.command()
     bindir = str(root / "bin")
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
